@@ -1,0 +1,1 @@
+"""The `edgepool` command line. Importing it must not import TensorFlow (tested)."""

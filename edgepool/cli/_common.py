@@ -1,0 +1,50 @@
+"""Shared CLI plumbing: consoles, JSON output, the debug flag. Thin on purpose."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+_state = {"debug": False}
+
+
+def set_debug(value: bool) -> None:
+    _state["debug"] = value
+
+
+def debug() -> bool:
+    return _state["debug"]
+
+
+def console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+def err_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(obj: Any) -> None:
+    """Write `obj` as JSON to stdout (plain, machine-readable)."""
+    from ..runs import to_json
+
+    sys.stdout.write(to_json(obj))
+    sys.stdout.flush()
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
