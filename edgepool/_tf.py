@@ -6,14 +6,40 @@ TF_USE_LEGACY_KERAS=1 is set before TensorFlow is imported.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Iterator
 from types import ModuleType
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """Silence C++ log lines TensorFlow/LiteRT write straight to fd 2 (CUDA probing, MLIR, loaders).
+
+    Set EDGEPOOL_TF_LOGS=1 to see them.
+    """
+    if os.environ.get("EDGEPOOL_TF_LOGS") == "1":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _quiet_env() -> None:
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
 
@@ -21,7 +47,12 @@ def _quiet_env() -> None:
 def tf() -> ModuleType:
     """Import and return tensorflow."""
     _quiet_env()
-    import tensorflow  # noqa: TID251
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    with quiet_stderr():
+        import tensorflow  # noqa: TID251
+
+        tensorflow.config.list_physical_devices("GPU")  # CUDA probing logs its failure here, silenced
 
     tensorflow.get_logger().setLevel("ERROR")
     return tensorflow

@@ -189,3 +189,56 @@ def load_run(path: str | Path) -> Run:
     if not (p / MANIFEST).is_file():
         raise ModelError(f"{p} has no {MANIFEST}: not an edgepool run", "pass the folder `edgepool train` wrote")
     return Run(path=p, manifest=read_json(p / MANIFEST))
+
+
+def save_run(result: Any, out: str | Path, force: bool = False) -> Run:
+    """Write a TrainResult as a complete run directory (atomically; refuses to overwrite without force)."""
+    import datetime
+
+    from . import __version__
+    from .report.plots import confusion_matrix_png, training_curve_png
+    from .training import package_versions
+
+    out = Path(out)
+    ds, sp, cfg = result.dataset, result.split, result.config
+    with staged_dir(out, force, what="run") as d:
+        from ._tf import quiet_stderr
+
+        with quiet_stderr():
+            result.model.save(d / MODEL_FILE)
+        write_npz(d / TEST_DATA, x=ds.x[sp.test], y=ds.y[sp.test])
+        rng = np.random.default_rng(cfg.seed + 1)
+        calib = np.sort(rng.choice(sp.train, size=min(cfg.calibration_samples, len(sp.train)), replace=False))
+        write_npz(d / CALIB_DATA, x=ds.x[calib], y=ds.y[calib])
+        atomic_write_json(d / HISTORY, result.history)
+        atomic_write_bytes(d / "training_curve.png", training_curve_png(result.history, f"{result.spec.name} on {ds.name}"))
+        atomic_write_bytes(d / "confusion_matrix.png", confusion_matrix_png(result.metrics["test"]["confusion_matrix"], ds.labels))
+        manifest = {
+            "schema_version": 1,
+            "kind": "edgepool-run",
+            "name": out.name,
+            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "edgepool_version": __version__,
+            "model": {"file": MODEL_FILE, "spec": result.spec.to_dict(), "params": result.metrics["params"], "macs": result.metrics["macs"]},
+            "data": {**ds.describe(), "split": sp.describe(), "calibration_samples": int(len(calib))},
+            "input": result.input_spec,
+            "training": {**vars(cfg), "best_epoch": result.best_epoch, "epochs_run": result.metrics["epochs_run"]},
+            "metrics": {
+                "test_accuracy": result.metrics["test"]["accuracy"],
+                "val_accuracy": result.metrics["val_accuracy"],
+                "per_class_accuracy": result.metrics["test"]["per_class_accuracy"],
+                "confusion_matrix": result.metrics["test"]["confusion_matrix"],
+            },
+            "timings": result.timings,
+            "versions": package_versions(),
+            "files": {
+                "model": MODEL_FILE,
+                "history": HISTORY,
+                "test_data": TEST_DATA,
+                "calibration_data": CALIB_DATA,
+                "training_curve": "training_curve.png",
+                "confusion_matrix": "confusion_matrix.png",
+            },
+        }
+        atomic_write_json(d / MANIFEST, manifest)
+    return load_run(out)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -30,7 +29,7 @@ COMMAND_MODULES = [
 class _Group(TyperGroup):
     """Turns EdgepoolError into one line on stderr and its exit code (traceback only with --debug)."""
 
-    def invoke(self, ctx: click.Context) -> object:
+    def invoke(self, ctx: Any) -> object:
         try:
             return super().invoke(ctx)
         except EdgepoolError as e:
@@ -44,7 +43,7 @@ class _Group(TyperGroup):
             _common.err_console().print("[red]edgepool: interrupted[/]")
             raise typer.Exit(130) from None
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(self.commands)  # registration order, not alphabetical
 
 

@@ -1,0 +1,38 @@
+"""Options shared by several commands, and the parsing of their strings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import InputError
+
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="digits | mnist-5k | an image folder (one sub-folder per class) | an .npz with x, y")]
+ChannelsOpt = Annotated[int | None, typer.Option("--channels", help="1 (grayscale) or 3 (RGB); default: from the data")]
+ImageSizeOpt = Annotated[str | None, typer.Option("--image-size", help="HxW to resize images to, e.g. 32x32; default: the data's own")]
+SkipBadOpt = Annotated[bool, typer.Option("--skip-bad", help="Skip unreadable images (counted in the manifest) instead of failing")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing output")]
+RunArg = Annotated[Path, typer.Argument(help="A run directory written by `edgepool train`", show_default=False)]
+
+
+def parse_size(s: str | None) -> tuple[int, int] | None:
+    if s is None:
+        return None
+    try:
+        parts = [int(p) for p in s.lower().replace("*", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts *= 2
+    if len(parts) != 2 or min(parts) < 1 or max(parts) > 4096:
+        raise InputError(f"--image-size {s!r} is not a size", "write it as HxW, e.g. 32x32")
+    return parts[0], parts[1]
+
+
+def load_data(data: str, channels: int | None, image_size: str | None, skip_bad: bool):  # -> Dataset
+    from ..datasets import load_dataset
+
+    return load_dataset(data, channels=channels, image_size=parse_size(image_size), skip_bad=skip_bad)

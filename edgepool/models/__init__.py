@@ -1,0 +1,212 @@
+"""Model zoo: a `ModelSpec` describes a lightweight pooling CNN; `build_model` makes the tf_keras Model.
+
+A block is conv -> batch-norm -> ReLU (optionally depthwise-separable, optionally repeated), then one
+downsampling step chosen per block: `max`, `avg`, `l2` (L2/Lp pooling), `strided` (a learned
+stride-s 3x3 conv), or `none`. The head is `flatten`, `global-avg` or `global-max`, then dropout and a
+Dense layer that outputs logits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelError
+
+POOLS = ("max", "avg", "l2", "strided", "none")
+HEADS = ("flatten", "global-avg", "global-max")
+PADDINGS = ("same", "valid")
+# Small data sets take few steps per epoch: a faster moving average keeps BN statistics usable early.
+BN_MOMENTUM = 0.9
+
+
+@dataclass
+class BlockSpec:
+    filters: int
+    pool: str = "max"
+    pool_size: int = 2
+    pool_stride: int | None = None  # defaults to pool_size
+    padding: str = "same"  # padding of the downsampling step
+    separable: bool = False
+    convs: int = 1
+    kernel: int = 3
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    blocks: list[BlockSpec]
+    head: str = "flatten"
+    width: float = 1.0
+    dropout: float = 0.25
+    description: str = ""
+
+    def with_pool(self, pool: str) -> ModelSpec:
+        """The same spec with every block's downsampling set to `pool`."""
+        check_choice("pool", pool, POOLS)
+        return dataclasses.replace(self, blocks=[dataclasses.replace(b, pool=pool) for b in self.blocks])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
+        d = dict(d)
+        d["blocks"] = [BlockSpec(**b) for b in d["blocks"]]
+        return cls(**d)
+
+    def validate(self) -> None:
+        if not self.blocks:
+            raise InputError(f"model {self.name!r} has no blocks", "give at least one conv block")
+        check_choice("head", self.head, HEADS)
+        if not 0 < self.width <= 8:
+            raise InputError(f"width multiplier {self.width} is out of range", "use a value in (0, 8]")
+        if not 0 <= self.dropout < 1:
+            raise InputError(f"dropout {self.dropout} is out of range", "use a value in [0, 1)")
+        for i, b in enumerate(self.blocks):
+            check_choice(f"block {i} pool", b.pool, POOLS)
+            check_choice(f"block {i} padding", b.padding, PADDINGS)
+            if b.filters < 1 or b.pool_size < 1 or b.convs < 1 or b.kernel < 1:
+                raise InputError(f"block {i} has a non-positive size", "filters, pool_size, convs and kernel must be >= 1")
+
+
+def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise InputError(f"unknown {what} {value!r}", f"choose one of: {', '.join(allowed)}")
+
+
+PRESETS: dict[str, ModelSpec] = {
+    "tiny": ModelSpec(
+        "tiny",
+        [BlockSpec(8), BlockSpec(16)],
+        description="2 conv blocks (8, 16 filters); the smallest, for tests and microcontroller-sized budgets",
+    ),
+    "small": ModelSpec(
+        "small",
+        [BlockSpec(16), BlockSpec(32), BlockSpec(64)],
+        description="3 conv blocks (16, 32, 64) + flatten head; the default",
+    ),
+    "small-ds": ModelSpec(
+        "small-ds",
+        [BlockSpec(16), BlockSpec(32, separable=True), BlockSpec(64, separable=True)],
+        description="like small, with depthwise-separable convs in blocks 2-3: fewer MACs",
+    ),
+    "small-gap": ModelSpec(
+        "small-gap",
+        [BlockSpec(16), BlockSpec(32), BlockSpec(64)],
+        head="global-avg",
+        dropout=0.1,
+        description="3 blocks + global-average head: size independent of the input resolution",
+    ),
+}
+DEFAULT_PRESET = "small"
+
+
+def preset(name: str) -> ModelSpec:
+    if name not in PRESETS:
+        raise InputError(f"unknown model {name!r}", f"choose one of: {', '.join(PRESETS)} (see `edgepool models`)")
+    return dataclasses.replace(PRESETS[name])
+
+
+def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None) -> Any:
+    """Build the tf_keras Model for `spec` (float NHWC input, logits output)."""
+    from .._tf import keras
+    from ..layers import l2_pooling_class
+
+    spec.validate()
+    k = keras()
+    L = k.layers
+    counter = iter(range(10_000))
+
+    def init() -> Any:  # a fresh initializer per layer, seeded from `seed` when given
+        return k.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + next(counter))
+
+    h, w = input_shape[0], input_shape[1]
+    for i, b in enumerate(spec.blocks):
+        if b.pool == "none":
+            continue
+        s = b.pool_stride or b.pool_size
+        win = 3 if b.pool == "strided" else b.pool_size
+        h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
+        if h < 1 or w < 1:
+            raise InputError(
+                f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
+                "use fewer blocks, `--pool none` on some blocks, padding 'same', or a larger --image-size",
+            )
+    inp = L.Input(shape=tuple(input_shape), name="image")
+    x = inp
+    for i, b in enumerate(spec.blocks):
+        f = max(1, int(round(b.filters * spec.width)))
+        for j in range(b.convs):
+            name = f"b{i}_conv{j}"
+            if b.separable and not (i == 0 and j == 0 and input_shape[-1] == 1):
+                x = L.SeparableConv2D(f, b.kernel, padding="same", use_bias=False, name=name,
+                                      depthwise_initializer=init(), pointwise_initializer=init())(x)
+            else:
+                x = L.Conv2D(f, b.kernel, padding="same", use_bias=False, name=name, kernel_initializer=init())(x)
+            x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_bn{j}")(x)
+            x = L.ReLU(name=f"b{i}_relu{j}")(x)
+        stride = b.pool_stride or b.pool_size
+        if b.pool == "max":
+            x = L.MaxPooling2D(b.pool_size, stride, b.padding, name=f"b{i}_maxpool")(x)
+        elif b.pool == "avg":
+            x = L.AveragePooling2D(b.pool_size, stride, b.padding, name=f"b{i}_avgpool")(x)
+        elif b.pool == "l2":
+            x = l2_pooling_class()(b.pool_size, stride, b.padding, name=f"b{i}_l2pool")(x)
+        elif b.pool == "strided":
+            x = L.Conv2D(f, 3, strides=stride, padding=b.padding, use_bias=False, name=f"b{i}_stridedconv",
+                         kernel_initializer=init())(x)
+            x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_strided_bn")(x)
+            x = L.ReLU(name=f"b{i}_strided_relu")(x)
+    if spec.head == "flatten":
+        x = L.Flatten(name="flatten")(x)
+    elif spec.head == "global-avg":
+        x = L.GlobalAveragePooling2D(name="gap")(x)
+    else:
+        x = L.GlobalMaxPooling2D(name="gmp")(x)
+    if spec.dropout:
+        x = L.Dropout(spec.dropout, seed=seed, name="dropout")(x)
+    out = L.Dense(num_classes, name="logits", kernel_initializer=init())(x)
+    return k.Model(inp, out, name=spec.name.replace("-", "_"))
+
+
+def count_params(model: Any) -> int:
+    return int(model.count_params())
+
+
+def count_macs(model: Any) -> int:
+    """Multiply-accumulates of one inference, from the Keras layers (conv, depthwise, dense, pooling adds excluded)."""
+    from .._tf import keras
+
+    L = keras().layers
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, L.SeparableConv2D):
+            _, h, w, c_out = layer.output_shape
+            c_in = layer.input_shape[-1]
+            kh, kw = layer.kernel_size
+            total += h * w * c_in * kh * kw + h * w * c_in * c_out
+        elif isinstance(layer, L.DepthwiseConv2D):
+            _, h, w, c = layer.output_shape
+            kh, kw = layer.kernel_size
+            total += h * w * c * kh * kw
+        elif isinstance(layer, L.Conv2D):
+            _, h, w, c_out = layer.output_shape
+            c_in = layer.input_shape[-1]
+            kh, kw = layer.kernel_size
+            total += h * w * c_out * c_in * kh * kw
+        elif isinstance(layer, L.Dense):
+            total += int(layer.input_shape[-1]) * layer.units
+    return int(total)
+
+
+def load_model(path: Path) -> Any:
+    from .._tf import keras
+    from ..layers import custom_objects
+
+    try:
+        return keras().models.load_model(path, custom_objects=custom_objects(), compile=False)
+    except Exception as e:
+        raise ModelError(f"cannot load model {path} ({type(e).__name__}: {str(e)[:200]})", "the run may be corrupt; re-train it") from None

@@ -1,0 +1,196 @@
+"""train(spec, dataset) -> TrainResult. Returns objects; writes no files (runs.py does)."""
+
+from __future__ import annotations
+
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .datasets import NORM_OFFSET, NORM_SCALE, Dataset, Split, normalize, split
+from .models import ModelSpec, build_model, count_macs, count_params
+
+# progress(epoch_done, epochs_max, logs) — the CLI draws a bar with it
+Progress = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    patience: int = 10
+    seed: int = 0
+    augment: bool = True
+    max_shift: int | None = None  # pixels; default ~ 1/14 of the image side
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    calibration_samples: int = 500
+
+
+@dataclass
+class TrainResult:
+    model: Any
+    spec: ModelSpec
+    dataset: Dataset
+    split: Split
+    config: TrainConfig
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+    timings: dict[str, float]
+    best_epoch: int
+    input_spec: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate_logits(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and confusion matrix (rows: true, cols: predicted)."""
+    pred = np.argmax(logits, axis=1)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (y, pred), 1)
+    per_class = [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(num_classes)]
+    return {"accuracy": float(np.mean(pred == y)) if len(y) else None, "per_class_accuracy": per_class, "confusion_matrix": cm.tolist(), "samples": int(len(y))}
+
+
+def _shift_batch(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Random integer translations in [-max_shift, max_shift], zero-filled (no wrap-around)."""
+    out = np.zeros_like(x)
+    n, h, w, _ = x.shape
+    dys = rng.integers(-max_shift, max_shift + 1, n)
+    dxs = rng.integers(-max_shift, max_shift + 1, n)
+    for i in range(n):
+        dy, dx = dys[i], dxs[i]
+        out[i, max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = x[i, max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)]
+    return out
+
+
+def train(
+    spec: ModelSpec,
+    dataset: Dataset,
+    config: TrainConfig | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train `spec` on `dataset`; deterministic for a given seed on the same machine."""
+    from ._tf import keras, quiet_stderr, tf
+
+    cfg = config or TrainConfig()
+    k = keras()
+    tfm = tf()
+    t0 = time.perf_counter()
+    k.utils.set_random_seed(cfg.seed)
+    tfm.config.experimental.enable_op_determinism()
+    sp = split(dataset, cfg.seed, cfg.val_fraction, cfg.test_fraction)
+    x = normalize(dataset.x)
+    xtr, ytr = x[sp.train], dataset.y[sp.train]
+    xva, yva = x[sp.val], dataset.y[sp.val]
+    xte, yte = x[sp.test], dataset.y[sp.test]
+
+    model = build_model(spec, dataset.input_shape, dataset.num_classes, seed=cfg.seed)
+    steps_per_epoch = int(np.ceil(len(xtr) / cfg.batch_size))
+    schedule = k.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch), alpha=0.02)
+    model.compile(
+        optimizer=k.optimizers.Adam(schedule),
+        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(dataset.input_shape[:2]) / 14))
+    rng = np.random.default_rng(cfg.seed)
+
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    best = (-1.0, np.inf)
+    best_weights = model.get_weights()
+    best_epoch = 0
+    stale = 0
+    t_fit = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(len(xtr))
+        xe = xtr[order]
+        if cfg.augment:
+            xe = _shift_batch(xe, max_shift, rng)
+        with quiet_stderr():  # tf.data graph-version chatter on fd 2
+            h = model.fit(xe, ytr[order], batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
+            vl, va = model.evaluate(xva, yva, batch_size=256, verbose=0)
+        logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]), "val_loss": float(vl), "val_accuracy": float(va)}
+        for key, v in logs.items():
+            history[key].append(v)
+        if (va, -vl) > (best[0], -best[1]):
+            best, best_weights, best_epoch, stale = (va, vl), model.get_weights(), epoch + 1, 0
+        else:
+            stale += 1
+        if progress:
+            progress(epoch + 1, cfg.epochs, logs)
+        if stale >= cfg.patience:
+            break
+    model.set_weights(best_weights)
+    fit_s = time.perf_counter() - t_fit
+
+    test_logits = model.predict(xte, batch_size=256, verbose=0)
+    metrics = {
+        "test": evaluate_logits(test_logits, yte, dataset.num_classes),
+        "val_accuracy": float(best[0]),
+        "epochs_run": len(history["loss"]),
+        "best_epoch": best_epoch,
+        "params": count_params(model),
+        "macs": count_macs(model),
+    }
+    return TrainResult(
+        model=model,
+        spec=spec,
+        dataset=dataset,
+        split=sp,
+        config=cfg,
+        history=history,
+        metrics=metrics,
+        timings={"train_s": fit_s, "total_s": time.perf_counter() - t0},
+        best_epoch=best_epoch,
+        input_spec={
+            "height": dataset.input_shape[0],
+            "width": dataset.input_shape[1],
+            "channels": dataset.input_shape[2],
+            "dtype": "float32",
+            "scale": NORM_SCALE,
+            "offset": NORM_OFFSET,
+            "formula": "x = raw * scale + offset, raw in 0..255",
+            "augment_max_shift_px": max_shift if cfg.augment else 0,
+        },
+    )
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("edgepool", "tensorflow", "tf-keras", "tensorflow-model-optimization", "ai-edge-litert", "coremltools", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def evaluate_run(run: Any, dataset: Dataset | None = None) -> dict[str, Any]:
+    """Evaluate a run's model on its test split, or on all of `dataset` (same input shape and classes)."""
+    from ._tf import quiet_stderr
+    from .errors import DataError
+
+    model = run.load_model()
+    labels = run.labels
+    if dataset is None:
+        x_raw, y = run.test_data()
+        where = "test split"
+    else:
+        want = (run.input_spec["height"], run.input_spec["width"], run.input_spec["channels"])
+        if dataset.input_shape != want:
+            raise DataError(
+                f"data {dataset.name} has images of shape {dataset.input_shape}, the model takes {want}",
+                f"pass --image-size {want[0]}x{want[1]} --channels {want[2]}",
+            )
+        if dataset.labels != labels:
+            raise DataError(f"data {dataset.name} has classes {dataset.labels}, the model was trained on {labels}", "evaluate on data with the same classes")
+        x_raw, y = dataset.x, dataset.y
+        where = dataset.name
+    with quiet_stderr():
+        logits = model.predict(run.normalize(x_raw), batch_size=256, verbose=0)
+    return {"run": str(run.path), "data": where, "labels": labels, **evaluate_logits(logits, y, len(labels))}

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgepool.errors import InputError
+from edgepool.models import (
+    HEADS,
+    POOLS,
+    PRESETS,
+    BlockSpec,
+    ModelSpec,
+    build_model,
+    count_macs,
+    count_params,
+    preset,
+)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_every_pool_builds_and_trains_a_step(pool):
+    from edgepool._tf import keras
+
+    m = build_model(ModelSpec("t", [BlockSpec(4, pool=pool), BlockSpec(4, pool=pool)]), (8, 8, 1), 3, seed=0)
+    m.compile(optimizer=keras().optimizers.SGD(0.1), loss=keras().losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).random((8, 8, 8, 1)).astype(np.float32)
+    y = np.arange(8) % 3
+    before = [w.copy() for w in m.get_weights()]
+    loss = m.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, m.get_weights(), strict=True))
+    assert m.output_shape == (None, 3)
+
+
+@pytest.mark.parametrize("head", HEADS)
+def test_every_head(head):
+    m = build_model(ModelSpec("t", [BlockSpec(4)], head=head), (8, 8, 3), 5)
+    assert m.output_shape == (None, 5)
+
+
+def test_l2_pooling_matches_numpy():
+    from edgepool._tf import keras
+    from edgepool.layers import l2_pooling_class
+
+    x = np.random.default_rng(1).normal(size=(2, 6, 6, 3)).astype(np.float32)
+    layer = l2_pooling_class()(2, 2, "valid", epsilon=0.0)
+    got = layer(x).numpy()
+    ref = np.sqrt((x.reshape(2, 3, 2, 3, 2, 3) ** 2).mean(axis=(2, 4)))
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+    # round trip through config
+    again = keras().layers.deserialize(keras().layers.serialize(layer))
+    assert again.pool_size == 2 and again.strides == 2
+
+
+def test_counts_by_hand():
+    spec = ModelSpec("t", [BlockSpec(4, pool="max")], dropout=0.0)
+    m = build_model(spec, (6, 6, 1), 2)
+    # conv 3x3x1x4 (no bias) + BN(4: gamma, beta, mean, var) + dense 3*3*4 -> 2 (+bias)
+    assert count_params(m) == 36 + 16 + 36 * 2 + 2
+    assert count_macs(m) == 6 * 6 * 4 * 9 + 36 * 2
+
+
+def test_default_model_budget():
+    m = build_model(preset("small"), (28, 28, 1), 10)
+    assert count_params(m) <= 40_000
+
+
+def test_spec_errors():
+    with pytest.raises(InputError, match="unknown model"):
+        preset("huge")
+    with pytest.raises(InputError, match="unknown pool"):
+        PRESETS["small"].with_pool("median")
+    with pytest.raises(InputError, match="to nothing"):
+        build_model(ModelSpec("t", [BlockSpec(2, padding="valid")] * 4), (8, 8, 1), 2)
+
+
+def test_spec_roundtrip():
+    s = preset("small-ds")
+    assert ModelSpec.from_dict(s.to_dict()) == s
