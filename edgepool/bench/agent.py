@@ -1,0 +1,625 @@
+"""edgepool benchmark agent: one self-contained file, copied to a device and run there.
+
+    python3 agent.py < request.json          (or: python3 agent.py request.json)
+
+Needs only the standard library, numpy (1.x or 2.x) and one TFLite runtime: `ai_edge_litert`,
+`tflite_runtime` or `tensorflow.lite` (tried in that order unless the request names one). Python >= 3.9.
+It imports nothing from edgepool.
+
+It reads one JSON request and writes JSON lines to stdout: progress events, one event per finished
+timed window (with its raw latencies, so a host keeps them even if this process dies), then a final
+`result` event, or an `error` event (kind "input" -> exit 2, kind "device" -> exit 3). Anything the
+runtime itself prints goes to stderr, so stdout stays parseable.
+
+The model is read as bytes and loaded with `model_content=` (which verifies the flatbuffer).
+
+Protocol (see README, "Benchmark protocol"): init, first inference, warmup (>= warmup_runs and
+>= warmup_min_seconds), then `windows` timed windows, each >= `runs` invokes and >= `min_seconds`;
+only `invoke()` is inside the timed region. `max_seconds` caps the timed phase; SIGINT/SIGTERM stop
+it: finished windows are always reported.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import platform
+import signal
+import sys
+import time
+from array import array
+
+PROTOCOL_VERSION = 1
+
+# Defaults (the host normally sends every field). Sources: TFLite benchmark_model (warmup_runs=1,
+# warmup_min_secs=0.5, num_runs=50, min_secs=1, max_secs=150, run_delay=-1) and MLPerf loadgen
+# (SingleStream reports the 90th percentile; several windows show repeatability).
+DEFAULTS = {
+    "runtime": "auto",
+    "threads": None,
+    "affinity": None,
+    "delegates": [],
+    "warmup_runs": 1,
+    "warmup_min_seconds": 0.5,
+    "runs": 50,
+    "min_seconds": 1.0,
+    "windows": 5,
+    "max_seconds": 150.0,
+    "run_delay_s": 0.0,
+    "inputs": {"mode": "random", "seed": 0},
+}
+
+RUNTIMES = ("ai_edge_litert", "tflite_runtime", "tensorflow")
+
+
+class AgentError(Exception):
+    """A failure to report as one clear line: kind "input" (exit 2) or "device" (exit 3)."""
+
+    def __init__(self, kind: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.hint = hint
+
+
+class Stop(Exception):
+    """Raised by the SIGTERM handler (SIGINT raises KeyboardInterrupt)."""
+
+
+# ----------------------------------------------------------------------------------------- output
+class Emitter:
+    """Writes one JSON object per line to the private copy of the original stdout."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __call__(self, event: str, **fields) -> None:
+        fields["event"] = event
+        self.stream.write(json.dumps(fields, default=_json_default, allow_nan=False) + "\n")
+        self.stream.flush()
+
+    def window(self, win: dict) -> None:
+        """A finished window; its latencies go as base64 of int64 nanoseconds (`byteorder` given),
+        streamed in chunks so encoding them does not raise this process's peak memory."""
+        head = {k: v for k, v in win.items() if k != "latencies_ns"}
+        head.update(event="window", byteorder=sys.byteorder, encoding="base64-int64-ns")
+        text = json.dumps(head, allow_nan=False)
+        self.stream.write(text[:-1] + ', "latencies": "')
+        lat = win["latencies_ns"]
+        mv = memoryview(lat).cast("B")
+        step = 3 * 16384
+        for i in range(0, len(mv), step):
+            self.stream.write(base64.b64encode(mv[i : i + step]).decode("ascii"))
+        self.stream.write('"}\n')
+        self.stream.flush()
+
+
+def _json_default(o):
+    if isinstance(o, array):
+        return o.tolist()
+    if hasattr(o, "item"):
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def _private_stdout():
+    """Keep stdout for JSON: move fd 1 to a private fd and point fd 1 at stderr (runtime logs)."""
+    sys.stdout.flush()
+    fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(fd, "w", buffering=1)
+
+
+# ---------------------------------------------------------------------------------------- runtime
+def load_runtime(name: str = "auto"):
+    """Return (runtime_name, version, Interpreter class, load_delegate function)."""
+    names = RUNTIMES if name in (None, "", "auto") else (name,)
+    errors = []
+    for rt in names:
+        try:
+            if rt == "ai_edge_litert":
+                from ai_edge_litert import interpreter as mod  # type: ignore
+
+                return rt, _dist_version("ai-edge-litert", mod), mod.Interpreter, mod.load_delegate
+            if rt == "tflite_runtime":
+                from tflite_runtime import interpreter as mod  # type: ignore
+
+                return rt, _dist_version("tflite-runtime", mod), mod.Interpreter, mod.load_delegate
+            if rt == "tensorflow":
+                import tensorflow as tf  # type: ignore  # noqa: TID251 (device side, last resort)
+
+                return rt, tf.__version__, tf.lite.Interpreter, tf.lite.experimental.load_delegate
+            raise ImportError(f"unknown runtime {rt!r}")
+        except ImportError as e:
+            errors.append(f"{rt}: {e}")
+    raise AgentError(
+        "device",
+        "no TFLite runtime found (" + "; ".join(errors) + ")",
+        "install one: pip install ai-edge-litert (or tflite-runtime)",
+    )
+
+
+def _dist_version(dist: str, mod) -> str:
+    try:
+        from importlib.metadata import version
+
+        return version(dist)
+    except Exception:
+        pkg = sys.modules.get(mod.__name__.split(".")[0])
+        return str(getattr(pkg, "__version__", "unknown"))
+
+
+# ------------------------------------------------------------------------------------ environment
+def _read(path: str):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _cpu_model() -> str:
+    text = _read("/proc/cpuinfo") or ""
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        for line in text.splitlines():
+            if line.split(":")[0].strip() == key and ":" in line:
+                return line.split(":", 1)[1].strip()
+    dt = _read("/proc/device-tree/model")
+    if dt:
+        return dt.strip("\x00")
+    return platform.processor() or platform.machine()
+
+
+def _temperatures() -> dict:
+    out = {}
+    base = "/sys/class/thermal"
+    try:
+        zones = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
+    except OSError:
+        return out
+    for z in zones:
+        t = _read(f"{base}/{z}/temp")
+        kind = _read(f"{base}/{z}/type") or z
+        if t and t.lstrip("-").isdigit():
+            out[kind] = int(t) / 1000.0
+    return out
+
+
+def environment(runtime_name: str, runtime_version: str, cores) -> dict:
+    """What the numbers were measured on; fields that cannot be read are null."""
+    import numpy as np
+
+    cpu0 = f"/sys/devices/system/cpu/cpu{cores[0] if cores else 0}/cpufreq"
+    freq = _read(cpu0 + "/scaling_cur_freq")
+    fmax = _read(cpu0 + "/cpuinfo_max_freq")
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        load = None
+    return {
+        "hostname": platform.node(),
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "governor": _read(cpu0 + "/scaling_governor"),
+        "cpu_freq_mhz": int(freq) / 1000.0 if freq and freq.isdigit() else None,
+        "cpu_max_freq_mhz": int(fmax) / 1000.0 if fmax and fmax.isdigit() else None,
+        "temperatures_c": _temperatures() or None,
+        "load_average": load,
+        "runtime": runtime_name,
+        "runtime_version": runtime_version,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+    }
+
+
+def memory() -> dict:
+    """Current and peak resident set size in bytes (VmRSS / VmHWM; getrusage where /proc is missing)."""
+    status = _read("/proc/self/status")
+    out = {"rss_bytes": None, "peak_rss_bytes": None}
+    if status:
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss_bytes"] = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                out["peak_rss_bytes"] = int(line.split()[1]) * 1024
+    if out["peak_rss_bytes"] is None:
+        try:
+            import resource
+
+            r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            out["peak_rss_bytes"] = r if sys.platform == "darwin" else r * 1024
+        except Exception:
+            pass
+    return out
+
+
+# ----------------------------------------------------------------------------------------- inputs
+def _quantize(x, detail, np):
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind == "f":
+        return x.astype(dtype)
+    scale, zp = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise AgentError("input", f"integer input {detail.get('name')!r} has no quantization scale",
+                         "real samples need a quantized (scale, zero point) input")
+    info = np.iinfo(dtype)
+    q = np.round(x.astype(np.float64) / scale + zp)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def random_input(detail, normalization, rng, np):
+    """Random input within the real range: raw pixels 0..255 normalized (then quantized) when the
+    normalization is known; else uniform [-1, 1] for float and the full integer range for ints."""
+    shape = [int(s) for s in detail["shape"]]
+    dtype = np.dtype(detail["dtype"])
+    if normalization:
+        raw = rng.integers(0, 256, size=shape).astype(np.float32)
+        x = raw * np.float32(normalization["scale"]) + np.float32(normalization["offset"])
+        return _quantize(x, detail, np)
+    if dtype.kind == "f":
+        return rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        lo, hi = max(int(info.min), -(2**31)), min(int(info.max), 2**31 - 1)
+        return rng.integers(lo, hi, size=shape, endpoint=True).astype(dtype)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(dtype)
+    return np.zeros(shape, dtype)
+
+
+def load_samples(path, detail, normalization, max_samples, np):
+    """Real samples (x uint8 NHWC raw, y int64) -> list of model-ready inputs and labels."""
+    try:
+        with np.load(path) as z:
+            x, y = z["x"], z["y"]
+    except (OSError, KeyError, ValueError) as e:
+        raise AgentError("input", f"cannot read test samples {path}: {e}",
+                         "the run's data/test.npz must hold x and y") from None
+    if max_samples:
+        x, y = x[: int(max_samples)], y[: int(max_samples)]
+    want = [int(s) for s in detail["shape"]]
+    if x.ndim == len(want) - 1 and want[-1] == 1:
+        x = x[..., None]
+    if list(x.shape[1:]) != want[1:] or want[0] != 1:
+        raise AgentError("input", f"test samples have shape {list(x.shape[1:])} but the model input is {want}",
+                         "benchmark with random inputs, or export the model from this run")
+    if not normalization:
+        raise AgentError("input", "real samples need the input normalization (model.json)",
+                         "benchmark with random inputs")
+    xf = x.astype(np.float32) * np.float32(normalization["scale"]) + np.float32(normalization["offset"])
+    q = _quantize(xf, detail, np)
+    return [q[i : i + 1] for i in range(len(q))], [int(v) for v in y]
+
+
+# ------------------------------------------------------------------------------------------ timing
+def run_phase(invoke, clock, min_runs, min_ns, deadline_ns=None, set_input=None, delay_s=0.0, sleep=time.sleep,
+              store=True):
+    """Run invoke() until >= min_runs calls AND >= min_ns elapsed. Only invoke() is timed.
+
+    Returns (latencies_ns, runs, elapsed_ns, finished). `finished` is False when `deadline_ns`
+    (absolute, on `clock`) was reached first. `set_input(i)` (untimed) feeds input i before each
+    call. With store=False (warmup) only the first latency is kept, so memory stays flat.
+    KeyboardInterrupt/Stop propagate; the caller keeps the windows already finished.
+    """
+    lat = array("q")  # 8 bytes per run, no int objects kept: the agent's own memory stays flat
+    append = lat.append
+    start = clock()
+    end = start + min_ns
+    n = 0
+    while True:
+        if set_input is not None:
+            set_input(n)
+        t0 = clock()
+        invoke()
+        t1 = clock()
+        if store or not n:
+            append(t1 - t0)
+        n += 1
+        if n >= min_runs and t1 >= end:
+            return lat, n, t1 - start, True
+        if deadline_ns is not None and t1 >= deadline_ns:
+            return lat, n, t1 - start, False
+        if delay_s > 0:
+            sleep(delay_s)
+
+
+def run_windows(invoke, clock, windows, min_runs, min_seconds, max_seconds=None, set_input=None,
+                delay_s=0.0, sleep=time.sleep, on_window=None):
+    """The timed phase: `windows` windows of run_phase; returns (windows, stopped).
+
+    Each window is a dict {index, runs, seconds, latencies_ns, partial}; with `on_window` the window
+    is handed over and only its summary kept (latencies_ns=None). `stopped` is None when all
+    windows finished, "max_seconds" when the cap was reached (a partial window is kept only if no
+    window finished, so a very slow model still gets a number), or "interrupted" (SIGINT/SIGTERM:
+    the unfinished window is dropped).
+    """
+    done = []
+    start = clock()
+    deadline = None if not max_seconds or max_seconds <= 0 else start + int(max_seconds * 1e9)
+    counter = [0]
+
+    def feed(i):
+        set_input(counter[0])
+        counter[0] += 1
+
+    try:
+        for w in range(windows):
+            lat, _, elapsed, finished = run_phase(
+                invoke, clock, min_runs, int(min_seconds * 1e9), deadline,
+                feed if set_input is not None else None, delay_s, sleep,
+            )
+            if not finished:
+                if not done:
+                    _finish(done, w, lat, elapsed, True, on_window)
+                return done, "max_seconds"
+            _finish(done, w, lat, elapsed, False, on_window)
+    except (KeyboardInterrupt, Stop):
+        return done, "interrupted"
+    return done, None
+
+
+def _finish(done, index, lat, elapsed, partial, on_window):
+    win = {"index": index, "runs": len(lat), "seconds": elapsed / 1e9, "latencies_ns": lat, "partial": partial}
+    if on_window:
+        on_window(win)
+        win = dict(win, latencies_ns=None)
+    done.append(win)
+
+
+# ------------------------------------------------------------------------------------------ agent
+def _classify_load_error(msg: str) -> AgentError:
+    first = (msg.strip().splitlines() or ["unknown error"])[0]
+    low = msg.lower()
+    if "custom op" in low or "unresolved" in low or "edgetpu" in low:
+        return AgentError("device", f"the model needs an op this runtime lacks: {first}",
+                          "an Edge TPU model needs the libedgetpu delegate (--profile coral-usb on a Coral device)")
+    return AgentError("input", f"not a valid TFLite model: {first}", "re-export it; the file is corrupt or not a .tflite")
+
+
+def run(req: dict, emit) -> dict:
+    import numpy as np
+
+    r = dict(DEFAULTS)
+    r.update({k: v for k, v in req.items() if v is not None})
+    if int(req.get("protocol", PROTOCOL_VERSION)) != PROTOCOL_VERSION:
+        raise AgentError("input", f"request protocol {req.get('protocol')} not supported (agent speaks {PROTOCOL_VERSION})",
+                         "use the agent shipped with this edgepool version")
+    cores = r.get("affinity")
+    if cores:
+        if not hasattr(os, "sched_setaffinity"):
+            raise AgentError("device", "CPU affinity is not supported on this OS", "drop --affinity")
+        try:
+            os.sched_setaffinity(0, [int(c) for c in cores])
+        except (OSError, ValueError) as e:
+            raise AgentError("device", f"cannot pin to cores {cores}: {e}",
+                             f"this device has cores {sorted(os.sched_getaffinity(0))}") from None
+    rt_name, rt_version, Interpreter, load_delegate = load_runtime(r["runtime"])
+    in_cfg = r.get("inputs") or {}
+    rng = np.random.default_rng(int(in_cfg.get("seed") or 0))  # numpy.random costs ~6 MB: load it first
+    mem0 = memory()  # baseline: Python, numpy and the runtime loaded, no model yet
+    emit("hello", pid=os.getpid(), runtime=rt_name, runtime_version=rt_version, protocol=PROTOCOL_VERSION)
+
+    path = r["model_path"]
+    try:
+        with open(path, "rb") as f:
+            content = f.read()
+    except OSError as e:
+        raise AgentError("input", f"cannot read model {path}: {e.strerror or e}", "check the path") from None
+    if not content:
+        raise AgentError("input", f"{path} is empty, not a TFLite model", "re-export it")
+
+    delegates = []
+    for d in r.get("delegates") or []:
+        lib = d["library"] if isinstance(d, dict) else str(d)
+        opts = d.get("options") if isinstance(d, dict) else None
+        try:
+            delegates.append(load_delegate(lib, opts or {}))
+        except (OSError, ValueError, RuntimeError) as e:
+            raise AgentError("device", f"cannot load delegate {lib}: {str(e).splitlines()[0] if str(e) else e}",
+                             "install the delegate library on the device (Edge TPU: libedgetpu1-std)") from None
+
+    kwargs = {"model_content": content}
+    if r.get("threads"):
+        kwargs["num_threads"] = int(r["threads"])
+    if delegates:
+        kwargs["experimental_delegates"] = delegates
+    t0 = time.perf_counter_ns()
+    try:
+        interp = Interpreter(**kwargs)
+    except (ValueError, RuntimeError) as e:
+        raise _classify_load_error(str(e)) from None
+    inputs = interp.get_input_details()
+    if len(inputs) != 1:
+        raise AgentError("input", f"the model has {len(inputs)} inputs; edgepool benchmarks single-input classifiers",
+                         "use benchmark_model for multi-input graphs")
+    detail = inputs[0]
+    shape = in_cfg.get("input_shape")
+    if shape:
+        try:
+            interp.resize_input_tensor(detail["index"], [int(s) for s in shape], strict=False)
+        except (ValueError, RuntimeError) as e:
+            raise AgentError("input", f"the model cannot take input shape {list(shape)}: {str(e).splitlines()[0]}",
+                             f"its input shape is {[int(s) for s in detail['shape']]}") from None
+    try:
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        err = _classify_load_error(str(e))
+        if shape and err.kind == "input":
+            err = AgentError("input", f"the model cannot take input shape {list(shape)}: {str(e).splitlines()[0]}",
+                             f"its input shape is {[int(s) for s in detail['shape']]}")
+        raise err from None
+    init_ns = time.perf_counter_ns() - t0
+    mem_init = memory()
+    detail = interp.get_input_details()[0]
+    out_detail = interp.get_output_details()[0]
+    in_index, out_index = detail["index"], out_detail["index"]
+    set_tensor, get_tensor, invoke = interp.set_tensor, interp.get_tensor, interp.invoke
+
+    norm = in_cfg.get("normalization")
+    mode = in_cfg.get("mode", "random")
+    samples = labels = None
+    if mode == "samples":
+        samples, labels = load_samples(in_cfg["samples_path"], detail, norm, in_cfg.get("max_samples"), np)
+        if not samples:
+            raise AgentError("input", "the test split is empty", "benchmark with random inputs")
+        first_input = samples[0]
+    else:
+        first_input = random_input(detail, norm, rng, np)
+
+    nonfinite = {"count": 0, "checked": 0}
+
+    def check_output():
+        out = get_tensor(out_index)
+        nonfinite["checked"] += 1
+        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+            nonfinite["count"] += 1
+        return out
+
+    def safe_invoke():
+        try:
+            invoke()
+        except (ValueError, RuntimeError) as e:
+            raise AgentError("device", f"invoke() failed: {str(e).splitlines()[0] if str(e) else e}",
+                             "the runtime could not execute this model") from None
+
+    set_tensor(in_index, first_input)
+    t0 = time.perf_counter_ns()
+    safe_invoke()
+    first_ns = time.perf_counter_ns() - t0
+    check_output()
+    emit("init", init_ms=init_ns / 1e6, first_inference_ms=first_ns / 1e6, input=_detail(detail),
+         output=_detail(out_detail))
+
+    # Accuracy on the device: every sample once, untimed.
+    accuracy = None
+    if samples is not None:
+        correct = 0
+        n = len(samples)
+        step = max(1, n // 20)
+        for i, x in enumerate(samples):
+            set_tensor(in_index, x)
+            safe_invoke()
+            out = check_output()
+            if int(np.argmax(out.reshape(-1))) == labels[i]:
+                correct += 1
+            if (i + 1) % step == 0 or i + 1 == n:
+                emit("progress", phase="accuracy", done=i + 1, total=n)
+        accuracy = {"correct": correct, "samples": n, "accuracy": correct / n}
+
+    if samples is not None:
+        ns = len(samples)
+
+        def set_input(i):
+            set_tensor(in_index, samples[i % ns])
+    else:
+        set_tensor(in_index, first_input)
+        set_input = None
+
+    clock = time.perf_counter_ns
+    stopped = None
+    warm = {"runs": 0, "seconds": 0.0}
+    try:
+        emit("progress", phase="warmup", done=0, total=1)
+        wl, wn, we, _ = run_phase(invoke, clock, int(r["warmup_runs"]),
+                                  int(float(r["warmup_min_seconds"]) * 1e9), None, set_input, store=False)
+        warm = {"runs": wn, "seconds": we / 1e9, "first_ms": wl[0] / 1e6 if wl else None}
+        del wl
+        emit("progress", phase="warmup", done=1, total=1)
+    except (KeyboardInterrupt, Stop):
+        stopped = "interrupted"
+    check_output()
+
+    windows = []
+    if stopped is None:
+        total = int(r["windows"])
+
+        def on_window(win):
+            emit.window(win)
+            emit("progress", phase="window", done=win["index"] + 1, total=total)
+
+        windows, stopped = run_windows(
+            invoke, clock, total, int(r["runs"]), float(r["min_seconds"]), r.get("max_seconds"),
+            set_input, float(r.get("run_delay_s") or 0.0), time.sleep, on_window,
+        )
+        check_output()
+
+    mem_end = memory()
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "runtime": rt_name,
+        "runtime_version": rt_version,
+        "model_size_bytes": len(content),
+        "threads": r.get("threads"),
+        "delegates": [d["library"] if isinstance(d, dict) else str(d) for d in r.get("delegates") or []],
+        "input_mode": mode,
+        "init_ms": init_ns / 1e6,
+        "first_inference_ms": first_ns / 1e6,
+        "warmup": warm,
+        "windows_requested": int(r["windows"]),
+        "windows_finished": sum(1 for w in windows if not w["partial"]),
+        "stopped": stopped,
+        "accuracy": accuracy,
+        "nonfinite_outputs": nonfinite["count"],
+        "outputs_checked": nonfinite["checked"],
+        "memory": {
+            "baseline_rss_bytes": mem0["rss_bytes"],
+            "init_rss_delta_bytes": _delta(mem_init["rss_bytes"], mem0["rss_bytes"]),
+            "init_peak_rss_bytes": mem_init["peak_rss_bytes"],
+            "rss_delta_bytes": _delta(mem_end["rss_bytes"], mem0["rss_bytes"]),
+            "peak_rss_bytes": mem_end["peak_rss_bytes"],
+            "model_size_bytes": len(content),
+        },
+        "environment": environment(rt_name, rt_version, cores),
+    }
+
+
+def _delta(a, b):
+    return None if a is None or b is None else a - b
+
+
+def _detail(d) -> dict:
+    q = d.get("quantization") or (0.0, 0)
+    return {"name": d.get("name"), "shape": [int(s) for s in d["shape"]], "dtype": str(d["dtype"].__name__),
+            "scale": float(q[0]) or None, "zero_point": int(q[1]) if q[0] else None}
+
+
+def _on_sigterm(signum, frame):
+    raise Stop()
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    emit = Emitter(_private_stdout())
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:
+        pass
+    try:
+        if argv and argv[0] != "-":
+            with open(argv[0]) as f:
+                req = json.load(f)
+        else:
+            req = json.loads(sys.stdin.read())
+        result = run(req, emit)
+    except AgentError as e:
+        emit("error", kind=e.kind, message=e.message, hint=e.hint)
+        return 2 if e.kind == "input" else 3
+    except (KeyboardInterrupt, Stop):
+        emit("error", kind="interrupted", message="interrupted before the timed phase", hint="")
+        return 130
+    except json.JSONDecodeError as e:
+        emit("error", kind="input", message=f"the request is not JSON: {e}", hint="")
+        return 2
+    emit("result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""The benchmark protocol: options, the agent's request, and the result of one model.
+
+Defaults follow TFLite's `benchmark_model` (warmup_runs=1, warmup_min_secs=0.5, num_runs=50,
+min_secs=1, max_secs=150, run_delay=-1 i.e. none) and MLPerf's SingleStream scenario (the 90th
+percentile is its headline latency; each model is measured in several windows so repeatability is
+visible). Only `invoke()` is inside the timed region, as in both tools.
+"""
+
+from __future__ import annotations
+
+import base64
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import stats
+
+PROTOCOL_VERSION = 1
+INPUT_MODES = ("auto", "random", "samples")
+
+# Named delegates a profile or --delegate may give -> the shared library the agent loads.
+DELEGATE_LIBRARIES = {
+    "edgetpu": {"linux": "libedgetpu.so.1", "darwin": "libedgetpu.1.dylib", "win32": "edgetpu.dll"},
+}
+BUILTIN_DELEGATES = ("xnnpack", "cpu")  # part of every runtime's CPU path; nothing to load
+
+
+@dataclass
+class BenchOptions:
+    """How to benchmark. None means: take it from the profile, else the default noted."""
+
+    device: str = "local"
+    profile: str | None = None
+    runs: int = 50  # min runs per window (benchmark_model num_runs)
+    min_seconds: float = 1.0  # min seconds per window (benchmark_model min_secs)
+    windows: int = 5
+    warmup_runs: int = 1  # benchmark_model warmup_runs
+    warmup_min_seconds: float = 0.5  # benchmark_model warmup_min_secs
+    max_seconds: float = 150.0  # cap on one model's timed phase (benchmark_model max_secs)
+    threads: int | None = None  # profile threads, else 1 (benchmark_litert_model's default)
+    affinity: list[int] | None = None  # pin the agent to these CPU cores
+    delegates: list[str] | None = None  # profile delegates, else none
+    run_delay_s: float = 0.0  # sleep between runs (benchmark_model run_delay)
+    cooldown_s: float = 0.0  # sleep between models
+    inputs: str = "auto"  # auto: real test samples when the run has them, else random
+    max_samples: int | None = None  # cap on test samples used for accuracy
+    seed: int = 0
+    runtime: str = "auto"  # ai_edge_litert | tflite_runtime | tensorflow | auto
+    python: str | None = None  # interpreter that runs the agent (local transport); default: this one
+    timeout_s: float | None = None  # kill the agent after this long (None: no limit)
+
+    def validate(self) -> None:
+        from ..errors import InputError
+
+        checks = [
+            (self.runs >= 1, "--runs must be >= 1"),
+            (self.windows >= 1, "--windows must be >= 1"),
+            (self.min_seconds >= 0, "--min-seconds must be >= 0"),
+            (self.warmup_runs >= 0, "--warmup-runs must be >= 0"),
+            (self.warmup_min_seconds >= 0, "--warmup-seconds must be >= 0"),
+            (self.max_seconds > 0, "--max-seconds must be > 0"),
+            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
+            (self.run_delay_s >= 0, "--run-delay must be >= 0"),
+            (self.cooldown_s >= 0, "--cooldown must be >= 0"),
+            (self.inputs in INPUT_MODES, f"--inputs must be one of {', '.join(INPUT_MODES)}"),
+            (self.max_samples is None or self.max_samples >= 1, "--max-samples must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise InputError(msg, "see `edgepool benchmark --help`")
+
+
+def delegate_library(name: str) -> str | None:
+    """Map a delegate name to the library to load (None for built-in CPU paths)."""
+    from ..errors import InputError
+
+    low = name.lower()
+    if low in BUILTIN_DELEGATES:
+        return None
+    if low in DELEGATE_LIBRARIES:
+        libs = DELEGATE_LIBRARIES[low]
+        return libs.get(sys.platform, libs["linux"])
+    if "/" in name or name.endswith((".so", ".dylib", ".dll")) or ".so." in name:
+        return name
+    raise InputError(
+        f"unknown delegate {name!r}",
+        f"use one of {', '.join([*DELEGATE_LIBRARIES, *BUILTIN_DELEGATES])} or a library path",
+    )
+
+
+def build_request(
+    model_path: Path,
+    options: BenchOptions,
+    threads: int | None,
+    delegates: list[str],
+    inputs: dict[str, Any],
+) -> dict[str, Any]:
+    """The JSON request the agent reads."""
+    libs = [lib for lib in (delegate_library(d) for d in delegates) if lib]
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "model_path": str(model_path),
+        "runtime": options.runtime,
+        "threads": threads,
+        "affinity": list(options.affinity) if options.affinity else None,
+        "delegates": [{"library": lib, "options": {}} for lib in libs],
+        "warmup_runs": options.warmup_runs,
+        "warmup_min_seconds": options.warmup_min_seconds,
+        "runs": options.runs,
+        "min_seconds": options.min_seconds,
+        "windows": options.windows,
+        "max_seconds": options.max_seconds,
+        "run_delay_s": options.run_delay_s,
+        "inputs": inputs,
+    }
+
+
+def decode_latencies_ms(event: dict[str, Any]) -> np.ndarray:
+    """The latencies of an agent `window` event, in milliseconds."""
+    raw = base64.b64decode(event["latencies"])
+    order = "<" if event.get("byteorder", "little") == "little" else ">"
+    ns = np.frombuffer(raw, dtype=f"{order}i8")
+    if ns.size != int(event["runs"]):
+        raise ValueError(f"window {event.get('index')}: {ns.size} latencies for {event['runs']} runs")
+    return ns.astype(np.float64) / 1e6
+
+
+@dataclass
+class WindowResult:
+    index: int
+    runs: int
+    seconds: float
+    partial: bool
+    latency: stats.LatencyStats
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "runs": self.runs, "seconds": self.seconds, "partial": self.partial,
+                "latency_ms": self.latency.to_dict()}
+
+
+@dataclass
+class BenchmarkResult:
+    """One model measured on one device. `latency_ms` is over all finished windows' runs."""
+
+    name: str
+    model_path: str
+    format: str
+    recipe: str | None
+    device: str
+    profile: str | None
+    model_size_bytes: int
+    threads: int | None
+    delegates: list[str]
+    input_mode: str
+    runtime: str | None = None
+    runtime_version: str | None = None
+    latency_ms: dict[str, float] | None = None
+    runs: int = 0
+    fps: float | None = None
+    windows: list[WindowResult] = field(default_factory=list)
+    window_spread: float | None = None
+    init_ms: float | None = None
+    first_inference_ms: float | None = None
+    warmup: dict[str, Any] | None = None
+    peak_rss_bytes: int | None = None
+    memory: dict[str, Any] | None = None
+    accuracy: float | None = None
+    accuracy_samples: int | None = None
+    nonfinite_outputs: int | None = None
+    environment: dict[str, Any] | None = None
+    complete: bool = False
+    stopped: str | None = None  # None | "max_seconds" | "interrupted" | "crashed: ..."
+    run_dir: str | None = None
+    error: dict[str, Any] | None = None  # {"kind", "message", "hint", "exit_code"} when it failed
+    latencies_ms: np.ndarray | None = field(default=None, repr=False)  # raw, not saved
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stopped == "interrupted"
+
+    @property
+    def median_ms(self) -> float | None:
+        return None if self.latency_ms is None else self.latency_ms["median"]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("latencies_ms")
+        d["windows"] = [w.to_dict() for w in self.windows]
+        return d
+
+    def add_window(self, event: dict[str, Any]) -> None:
+        lat = decode_latencies_ms(event)
+        if lat.size == 0:
+            return
+        self.windows.append(WindowResult(int(event["index"]), int(event["runs"]), float(event["seconds"]),
+                                         bool(event.get("partial")), stats.summarize(lat)))
+        self.latencies_ms = lat if self.latencies_ms is None else np.concatenate([self.latencies_ms, lat])
+        self.summarize()
+
+    def summarize(self) -> None:
+        if self.latencies_ms is None or self.latencies_ms.size == 0:
+            return
+        s = stats.summarize(self.latencies_ms)
+        self.latency_ms = s.to_dict()
+        self.runs = s.runs
+        self.fps = s.fps
+        self.window_spread = stats.window_spread([w.latency.median for w in self.windows])
+
+    def apply_result(self, res: dict[str, Any]) -> None:
+        """Fill in what the agent's final `result` event reports."""
+        self.runtime = res.get("runtime")
+        self.runtime_version = res.get("runtime_version")
+        self.model_size_bytes = int(res.get("model_size_bytes") or self.model_size_bytes)
+        self.init_ms = res.get("init_ms")
+        self.first_inference_ms = res.get("first_inference_ms")
+        self.warmup = res.get("warmup")
+        self.memory = res.get("memory")
+        self.peak_rss_bytes = (res.get("memory") or {}).get("peak_rss_bytes")
+        acc = res.get("accuracy")
+        if acc:
+            self.accuracy = float(acc["accuracy"])
+            self.accuracy_samples = int(acc["samples"])
+        self.nonfinite_outputs = res.get("nonfinite_outputs")
+        self.environment = res.get("environment")
+        self.stopped = res.get("stopped")
+        self.complete = self.stopped is None and len(self.windows) == int(res.get("windows_requested", 0))

@@ -1,0 +1,132 @@
+"""Local transport: the agent runs in a child process on this machine.
+
+The agent file is copied to a private temp folder first (as it would be to a device), so nothing from
+edgepool can be imported by accident. The child gets its own session, so a terminal Ctrl-C reaches only
+the CLI, which forwards exactly one SIGINT: the agent then reports the windows it finished and exits.
+A crash of the runtime kills only the child; the windows it already streamed are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from ...errors import DeviceError
+from . import AGENT_PATH, AgentRun
+
+GRACE_S = 15.0  # how long an interrupted agent gets to send its result
+
+
+class LocalTransport:
+    name = "local"
+
+    def __init__(self, python: str | None = None, timeout_s: float | None = None) -> None:
+        self.python = python or sys.executable
+        self.timeout_s = timeout_s
+
+    def run(self, request: dict[str, Any], on_event: Any = None) -> AgentRun:
+        out = AgentRun()
+        with tempfile.TemporaryDirectory(prefix="edgepool-agent-") as tmp:
+            agent = Path(tmp) / "agent.py"
+            shutil.copyfile(AGENT_PATH, agent)
+            err_path = Path(tmp) / "stderr.txt"
+            with open(err_path, "wb") as err:
+                try:
+                    proc = subprocess.Popen(
+                        [self.python, str(agent)],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        stderr=err,
+                        cwd=tmp,
+                        start_new_session=True,
+                    )
+                except OSError as e:
+                    raise DeviceError(f"cannot start the agent with {self.python}: {e.strerror or e}",
+                                      "check --python / the device's Python 3") from None
+                killer = None
+                if self.timeout_s:
+                    killer = threading.Timer(self.timeout_s, _kill, (proc,))
+                    killer.daemon = True
+                    killer.start()
+                try:
+                    try:
+                        with contextlib.suppress(BrokenPipeError):
+                            proc.stdin.write(json.dumps(request).encode())
+                            proc.stdin.close()
+                        _read(proc, out, on_event)
+                    except KeyboardInterrupt:
+                        out.interrupted = True
+                        _interrupt_and_drain(proc, out)
+                    proc.wait()
+                finally:
+                    if killer is not None:
+                        killer.cancel()
+                    if proc.poll() is None:
+                        _kill(proc)
+                        proc.wait()
+            out.returncode = proc.returncode
+            out.stderr_tail = _tail(err_path)
+        return out
+
+
+def _read(proc: subprocess.Popen, out: AgentRun, on_event: Any) -> None:
+    assert proc.stdout is not None
+    for line in iter(proc.stdout.readline, b""):
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue  # a line cut by an interrupt; the agent's output is JSON only
+        if not isinstance(ev, dict):
+            continue
+        kind = ev.get("event")
+        if kind == "window":
+            out.windows.append(ev)
+        else:
+            out.events.append(ev)
+            if kind == "result":
+                out.result = ev
+            elif kind == "error":
+                out.error = ev
+        if on_event is not None:
+            on_event(ev)
+
+
+def _interrupt_and_drain(proc: subprocess.Popen, out: AgentRun) -> None:
+    """Forward one SIGINT, then collect what the agent still sends (bounded by GRACE_S)."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGINT)
+    timer = threading.Timer(GRACE_S, _kill, (proc,))
+    timer.daemon = True
+    timer.start()
+    try:
+        _read(proc, out, None)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        _kill(proc)
+    finally:
+        timer.cancel()
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
