@@ -1,0 +1,202 @@
+"""Verify a Core ML export against its Keras model: parity of the logits and accuracy on the test split.
+
+On macOS the package runs in Core ML itself (`MLModel.predict`, executor "coreml"). Everywhere else
+the ML Program runs in edgepool's NumPy MIL executor (`edgepool.verify.mil`, executor "numpy-mil").
+A program with an op the executor does not implement, or a legacy neuralnetwork `.mlmodel` off macOS,
+is reported "unverified: op X" -- never a pass.
+
+Criteria (`criteria_for(recipe)`): uncompressed weights must match Keras logits within
+`|a - b| <= atol + rtol * |b|` (FP32: atol 1e-4, rtol 1e-5; FP16: atol 1e-2, rtol 1e-3 -- an FP16
+logit of magnitude 16 is already rounded to 1/128) with top-1 agreement >= 99.5%. Compressed
+weights (8-bit linear, palettized) change the function on purpose: they must keep top-1 agreement
+(>= 99% / >= 97%) and lose at most 1 / 2 accuracy points; their max_abs_diff is reported, not gated.
+When Core ML's own probabilities are compared (macOS), the tolerances apply to probabilities.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .mil import UnsupportedOp, load_program, run
+
+BATCH = 64
+
+
+def criteria_for(recipe: Any) -> dict[str, Any]:
+    """Tolerances and thresholds for a Core ML recipe (duck-typed QuantRecipe)."""
+    precision = str(getattr(recipe, "compute_precision", None) or "float16")
+    compression = str(getattr(recipe, "weight_compression", None) or "none")
+    if compression == "linear-int8":
+        return {"atol": None, "rtol": None, "min_agreement": 0.99, "max_accuracy_drop": 0.01}
+    if compression == "palettize":
+        return {"atol": None, "rtol": None, "min_agreement": 0.97, "max_accuracy_drop": 0.02}
+    if precision == "float32":
+        return {"atol": 1e-4, "rtol": 1e-5, "min_agreement": 0.995, "max_accuracy_drop": None}
+    return {"atol": 1e-2, "rtol": 1e-3, "min_agreement": 0.995, "max_accuracy_drop": None}
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _unverified(reason: str, executor: str, keras_acc: float, crit: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": f"unverified: {reason}",
+        "executor": executor,
+        "accuracy": None,
+        "keras_accuracy": keras_acc,
+        "agreement": None,
+        "max_abs_diff": None,
+        "atol": crit["atol"],
+        "rtol": crit["rtol"],
+        "samples": 0,
+    }
+
+
+def mil_scores(package_path: Path, x_raw: np.ndarray, *, batch: int = BATCH) -> tuple[np.ndarray, str]:
+    """Run the package's ML Program in NumPy on raw NHWC pixels.
+
+    Returns (scores, kind): the logits (the input of the softmax edgepool appends) when there is one,
+    else the classifier's probabilities; kind is "logits" or "probabilities". Raises UnsupportedOp.
+    """
+    prog = load_program(Path(package_path))
+    if len(prog.inputs) != 1:
+        raise UnsupportedOp("multi-input", f"{len(prog.inputs)} inputs")
+    inp = prog.inputs[0]
+    appended = prog.user_metadata.get("edgepool.softmax_appended") == "true"
+    logits_var = None
+    if appended:
+        softmaxes = [op for op in prog.function.operations if op.op_type == "softmax"]
+        if softmaxes:
+            logits_var = softmaxes[-1].inputs["x"].name
+    probs_name = next((n for n in prog.output_names if n.endswith("_probs")), prog.output_names[-1])
+    outs = []
+    x = np.asarray(x_raw, dtype=np.float32)
+    for i in range(0, len(x), batch):
+        xb = x[i : i + batch]
+        if inp.image:
+            xb = xb.transpose(0, 3, 1, 2)  # the program sees an image input as NCHW pixels
+        res = run(prog, {inp.name: xb}, keep=logits_var is not None)
+        val = res[logits_var] if logits_var is not None else res[probs_name]
+        outs.append(np.asarray(val, dtype=np.float32).reshape(len(xb), -1))
+    return np.concatenate(outs), ("logits" if logits_var is not None else "probabilities")
+
+
+def coreml_probabilities(
+    package_path: Path, x_raw: np.ndarray, labels: list[str] | None = None
+) -> np.ndarray:
+    """macOS only: class probabilities from Core ML itself (`MLModel.predict`), one sample at a time."""
+    import coremltools as ct
+
+    model = ct.models.MLModel(str(package_path))
+    spec = model.get_spec()
+    d = spec.description
+    in_name = d.input[0].name
+    image = d.input[0].type.WhichOneof("Type") == "imageType"
+    probs_name = d.predictedProbabilitiesName
+    out = []
+    for xi in np.asarray(x_raw):
+        if image:
+            from PIL import Image
+
+            arr = np.asarray(xi, dtype=np.uint8)
+            img = (
+                Image.fromarray(arr[..., 0], mode="L")
+                if arr.shape[-1] == 1
+                else Image.fromarray(arr, mode="RGB")
+            )
+            feed: Any = img
+        else:
+            feed = np.asarray(xi, dtype=np.float32)[None]
+        pred = model.predict({in_name: feed})
+        p = pred[probs_name]
+        keys = labels if labels is not None else sorted(p)
+        out.append([float(p[k]) for k in keys])
+    return np.asarray(out, dtype=np.float32)
+
+
+def verify_coreml(
+    package_path: Path,
+    x_raw: np.ndarray,
+    y: np.ndarray,
+    keras_logits: np.ndarray,
+    recipe: Any,
+    *,
+    executor: str | None = None,
+) -> dict[str, Any]:
+    """Parity with Keras and accuracy of a Core ML export on the test split.
+
+    `x_raw`: raw uint8 NHWC pixels (the package bakes the normalization in); `y`: int labels;
+    `keras_logits`: the Keras model's outputs on the normalized `x_raw`. `executor`: "coreml"
+    (macOS only) or "numpy-mil"; default: "coreml" on macOS, else "numpy-mil".
+    Returns status "pass" | "fail" | "unverified: op X", executor, accuracy, keras_accuracy,
+    agreement, max_abs_diff, atol (+ rtol, compared, samples, criteria).
+    """
+    package_path = Path(package_path)
+    y = np.asarray(y).reshape(-1)
+    keras_logits = np.asarray(keras_logits, dtype=np.float32)
+    keras_pred = keras_logits.argmax(axis=1)
+    keras_acc = float((keras_pred == y).mean()) if len(y) else 0.0
+    crit = criteria_for(recipe)
+    if executor is None:
+        executor = "coreml" if sys.platform == "darwin" else "numpy-mil"
+    if executor == "coreml" and sys.platform != "darwin":
+        raise RuntimeError(f"Core ML prediction needs macOS; this is {platform.system()}")
+
+    if executor == "coreml":
+        labels = _labels_of(package_path)
+        scores = coreml_probabilities(package_path, x_raw, labels)
+        kind = "probabilities"
+    else:
+        try:
+            scores, kind = mil_scores(package_path, x_raw)
+        except UnsupportedOp as e:
+            return _unverified(f"op {e.op_type}", executor, keras_acc, crit)
+
+    ref = keras_logits if kind == "logits" or _looks_like_probs(keras_logits) else _softmax(keras_logits)
+    ref = np.asarray(ref, dtype=np.float32)
+    pred = scores.argmax(axis=1)
+    acc = float((pred == y).mean()) if len(y) else 0.0
+    agreement = float((pred == keras_pred).mean()) if len(y) else 0.0
+    diff = np.abs(scores.astype(np.float64) - ref.astype(np.float64))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    ok = agreement >= crit["min_agreement"]
+    if crit["atol"] is not None:
+        ok = ok and bool(np.all(diff <= crit["atol"] + crit["rtol"] * np.abs(ref)))
+    if crit["max_accuracy_drop"] is not None:
+        ok = ok and (keras_acc - acc) <= crit["max_accuracy_drop"] + 1e-12
+    return {
+        "status": "pass" if ok else "fail",
+        "executor": executor,
+        "accuracy": acc,
+        "keras_accuracy": keras_acc,
+        "agreement": agreement,
+        "max_abs_diff": max_abs,
+        "atol": crit["atol"],
+        "rtol": crit["rtol"],
+        "compared": kind,
+        "samples": int(len(y)),
+        "criteria": crit,
+    }
+
+
+def _looks_like_probs(a: np.ndarray) -> bool:
+    return bool(a.size) and bool(np.all(a >= 0)) and bool(np.allclose(a.sum(axis=-1), 1.0, atol=1e-3))
+
+
+def _labels_of(package_path: Path) -> list[str] | None:
+    try:
+        prog = load_program(package_path)
+        return prog.class_labels
+    except Exception:
+        return None
+
+
+__all__ = ["coreml_probabilities", "criteria_for", "mil_scores", "verify_coreml"]
