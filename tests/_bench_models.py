@@ -167,3 +167,36 @@ def broken_corpus(good: bytes, out: Path) -> dict[str, Path]:
         p.write_bytes(data)
         paths[name] = p
     return paths
+
+
+def edgetpu_like(tflite: bytes) -> bytes:
+    """The same model with its first op turned into `edgetpu-custom-op`: it needs the Edge TPU delegate."""
+    from ai_edge_litert.tools import flatbuffer_utils as fu
+
+    m = fu.read_model_from_bytearray(bytearray(tflite))
+    code = m.operatorCodes[0]
+    code.builtinCode = code.deprecatedBuiltinCode = 32  # BuiltinOperator.CUSTOM
+    code.customCode = b"edgetpu-custom-op"
+    return bytes(fu.convert_object_to_bytearray(m))
+
+
+def nan_model_tflite() -> bytes:
+    """A float model whose output is NaN for inputs below 10 (log of a negative number)."""
+    from edgepool._tf import keras, tf
+
+    k, t = keras(), tf()
+    inp = k.layers.Input((4,))
+    out = k.layers.Lambda(lambda x: t.math.log(x - 10.0))(inp)
+    return to_tflite(k.Model(inp, out))
+
+
+_CACHE: dict[str, object] = {}
+
+
+def cached_digits_run() -> DigitsRun:
+    """One digits run per test process (built in a temp folder), shared by the benchmark test modules."""
+    import tempfile
+
+    if "run" not in _CACHE:
+        _CACHE["run"] = make_digits_run(Path(tempfile.mkdtemp(prefix="edgepool-bench-")) / "run")
+    return _CACHE["run"]  # type: ignore[return-value]
