@@ -4,8 +4,9 @@ Follows TFLite's ArenaPlanner: graph inputs are allocated before the first op, g
 variables are kept to the end, every other non-constant tensor lives from the op that writes it
 to the last op that reads it. Offsets are assigned greedily by size, largest first, each at the
 lowest 64-byte-aligned offset that does not overlap a tensor alive at the same time (like
-TFLite's SimpleMemoryArena / TFLM's GreedyMemoryPlanner). Kernel scratch buffers (im2col and the
-like) are not in the graph and are not counted.
+TFLite's SimpleMemoryArena / TFLM's GreedyMemoryPlanner). Kernel scratch is modelled for one
+case, the im2col temporary of CONV_2D (kernel larger than 1x1 or stride > 1: out_h x out_w x
+kh x kw x in_c elements), alive during its op only; other kernel scratch is not counted.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ ALIGNMENT = 64
 
 @dataclass
 class TensorLife:
-    tensor: int
+    tensor: int  # tensor index; -1 - op index for an op's im2col temporary
     size: int  # aligned bytes
     first: int  # op index of allocation (0 for graph inputs)
     last: int  # op index of the last use
@@ -75,7 +76,30 @@ def tensor_lifetimes(g: SubgraphInfo) -> list[TensorLife]:
         if t.is_variable and t.index in first:
             first[t.index] = 0
             last[t.index] = last_op
-    return [TensorLife(i, _align(g.tensors[i].nbytes or 0), first[i], last[i]) for i in sorted(first)]
+    lives = [TensorLife(i, _align(g.tensors[i].nbytes or 0), first[i], last[i]) for i in sorted(first)]
+    for op in g.ops:
+        size = im2col_bytes(g, op)
+        if size:
+            lives.append(TensorLife(-1 - op.index, _align(size), op.index, op.index))
+    return lives
+
+
+def im2col_bytes(g: SubgraphInfo, op: object) -> int:
+    """Bytes of CONV_2D's im2col temporary (0 when the kernel needs none)."""
+    if getattr(op, "name", "") != "CONV_2D" or len(op.inputs) < 2 or not op.outputs:  # type: ignore[attr-defined]
+        return 0
+    inp, w, out = g.tensor(op.inputs[0]), g.tensor(op.inputs[1]), g.tensor(op.outputs[0])  # type: ignore[attr-defined]
+    if inp is None or w is None or out is None or len(w.shape) != 4 or len(out.shape) != 4:
+        return 0
+    _, kh, kw, cin = w.shape
+    opts = op.options  # type: ignore[attr-defined]
+    strided = opts.get("stride_h", 1) != 1 or opts.get("stride_w", 1) != 1
+    dilated = opts.get("dilation_h_factor", 1) != 1 or opts.get("dilation_w_factor", 1) != 1
+    if kh == 1 and kw == 1 and not strided and not dilated:
+        return 0
+    item = (inp.nbytes or 0) // max(inp.num_elements, 1)
+    n, oh, ow, _ = out.shape
+    return max(n, 1) * oh * ow * kh * kw * cin * item
 
 
 def plan_arena(g: SubgraphInfo) -> ArenaPlan:
