@@ -66,6 +66,61 @@ def _shift_batch(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
     return out
 
 
+def fit(
+    model: Any,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    cfg: TrainConfig,
+    progress: Progress | None = None,
+) -> dict[str, list[float]]:
+    """Train `model` in place (Adam + cosine decay, shift augmentation, early stopping on validation).
+
+    The best epoch's weights (by validation accuracy, then loss) are restored at the end. Works for
+    float and TFMOT quantization-aware models alike.
+    """
+    from ._tf import keras, quiet_stderr
+
+    k = keras()
+    (xtr, ytr), (xva, yva) = train, val
+    steps_per_epoch = int(np.ceil(len(xtr) / cfg.batch_size))
+    schedule = k.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch), alpha=0.02)
+    model.compile(
+        optimizer=k.optimizers.Adam(schedule),
+        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(xtr.shape[1:3]) / 14))
+    rng = np.random.default_rng(cfg.seed)
+    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
+    best = (-1.0, np.inf)
+    best_weights = model.get_weights()
+    best_epoch = 0
+    stale = 0
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(len(xtr))
+        xe = xtr[order]
+        if cfg.augment:
+            xe = _shift_batch(xe, max_shift, rng)
+        with quiet_stderr():  # tf.data graph-version chatter on fd 2
+            h = model.fit(xe, ytr[order], batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
+            vl, va = model.evaluate(xva, yva, batch_size=256, verbose=0)
+        logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]), "val_loss": float(vl), "val_accuracy": float(va)}
+        for key, v in logs.items():
+            history[key].append(v)
+        if (va, -vl) > (best[0], -best[1]):
+            best, best_weights, best_epoch, stale = (va, vl), model.get_weights(), epoch + 1, 0
+        else:
+            stale += 1
+        if progress:
+            progress(epoch + 1, cfg.epochs, logs)
+        if stale >= cfg.patience:
+            break
+    model.set_weights(best_weights)
+    history["best_epoch"] = [float(best_epoch)]
+    history["best_val_accuracy"] = [float(best[0])]
+    return history
+
+
 def train(
     spec: ModelSpec,
     dataset: Dataset,
@@ -88,48 +143,17 @@ def train(
     xte, yte = x[sp.test], dataset.y[sp.test]
 
     model = build_model(spec, dataset.input_shape, dataset.num_classes, seed=cfg.seed)
-    steps_per_epoch = int(np.ceil(len(xtr) / cfg.batch_size))
-    schedule = k.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch), alpha=0.02)
-    model.compile(
-        optimizer=k.optimizers.Adam(schedule),
-        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(dataset.input_shape[:2]) / 14))
-    rng = np.random.default_rng(cfg.seed)
-
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best = (-1.0, np.inf)
-    best_weights = model.get_weights()
-    best_epoch = 0
-    stale = 0
     t_fit = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        order = rng.permutation(len(xtr))
-        xe = xtr[order]
-        if cfg.augment:
-            xe = _shift_batch(xe, max_shift, rng)
-        with quiet_stderr():  # tf.data graph-version chatter on fd 2
-            h = model.fit(xe, ytr[order], batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
-            vl, va = model.evaluate(xva, yva, batch_size=256, verbose=0)
-        logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]), "val_loss": float(vl), "val_accuracy": float(va)}
-        for key, v in logs.items():
-            history[key].append(v)
-        if (va, -vl) > (best[0], -best[1]):
-            best, best_weights, best_epoch, stale = (va, vl), model.get_weights(), epoch + 1, 0
-        else:
-            stale += 1
-        if progress:
-            progress(epoch + 1, cfg.epochs, logs)
-        if stale >= cfg.patience:
-            break
-    model.set_weights(best_weights)
+    history = fit(model, (xtr, ytr), (xva, yva), cfg, progress=progress)
+    best_epoch = int(history.pop("best_epoch")[0])
+    best_val = float(history.pop("best_val_accuracy")[0])
     fit_s = time.perf_counter() - t_fit
 
-    test_logits = model.predict(xte, batch_size=256, verbose=0)
+    with quiet_stderr():
+        test_logits = model.predict(xte, batch_size=256, verbose=0)
     metrics = {
         "test": evaluate_logits(test_logits, yte, dataset.num_classes),
-        "val_accuracy": float(best[0]),
+        "val_accuracy": best_val,
         "epochs_run": len(history["loss"]),
         "best_epoch": best_epoch,
         "params": count_params(model),
@@ -153,7 +177,7 @@ def train(
             "scale": NORM_SCALE,
             "offset": NORM_OFFSET,
             "formula": "x = raw * scale + offset, raw in 0..255",
-            "augment_max_shift_px": max_shift if cfg.augment else 0,
+            "augment_max_shift_px": (cfg.max_shift or max(1, round(min(dataset.input_shape[:2]) / 14))) if cfg.augment else 0,
         },
     )
 

@@ -16,16 +16,23 @@ def debug() -> bool:
     return _state["debug"]
 
 
+def _width(stream: Any) -> int | None:
+    # rich falls back to 80 columns when not on a terminal: too narrow for the tables; COLUMNS still wins
+    import os
+
+    return None if stream.isatty() or os.environ.get("COLUMNS") else 160
+
+
 def console() -> Any:
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, width=_width(sys.stdout))
 
 
 def err_console() -> Any:
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 def print_json(obj: Any) -> None:

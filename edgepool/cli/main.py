@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "models",
+    "quantize",
+    "convert",
+    "profiles",
 ]
 
 

@@ -42,6 +42,9 @@ class ModelSpec:
     width: float = 1.0
     dropout: float = 0.25
     description: str = ""
+    # Inputs this small or smaller (e.g. 8x8 digits) keep full resolution through the first block:
+    # pooling them at once throws away most of the image. 0 turns it off.
+    full_res_stem_max: int = 12
 
     def with_pool(self, pool: str) -> ModelSpec:
         """The same spec with every block's downsampling set to `pool`."""
@@ -123,9 +126,12 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
     def init() -> Any:  # a fresh initializer per layer, seeded from `seed` when given
         return k.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + next(counter))
 
+    pools = [b.pool for b in spec.blocks]
+    if max(input_shape[0], input_shape[1]) <= spec.full_res_stem_max:
+        pools[0] = "none"
     h, w = input_shape[0], input_shape[1]
     for i, b in enumerate(spec.blocks):
-        if b.pool == "none":
+        if pools[i] == "none":
             continue
         s = b.pool_stride or b.pool_size
         win = 3 if b.pool == "strided" else b.pool_size
@@ -149,7 +155,9 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
             x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_bn{j}")(x)
             x = L.ReLU(name=f"b{i}_relu{j}")(x)
         stride = b.pool_stride or b.pool_size
-        if b.pool == "max":
+        if pools[i] == "none":
+            pass
+        elif b.pool == "max":
             x = L.MaxPooling2D(b.pool_size, stride, b.padding, name=f"b{i}_maxpool")(x)
         elif b.pool == "avg":
             x = L.AveragePooling2D(b.pool_size, stride, b.padding, name=f"b{i}_avgpool")(x)

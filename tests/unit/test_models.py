@@ -53,7 +53,7 @@ def test_l2_pooling_matches_numpy():
 
 
 def test_counts_by_hand():
-    spec = ModelSpec("t", [BlockSpec(4, pool="max")], dropout=0.0)
+    spec = ModelSpec("t", [BlockSpec(4, pool="max")], dropout=0.0, full_res_stem_max=0)
     m = build_model(spec, (6, 6, 1), 2)
     # conv 3x3x1x4 (no bias) + BN(4: gamma, beta, mean, var) + dense 3*3*4 -> 2 (+bias)
     assert count_params(m) == 36 + 16 + 36 * 2 + 2
@@ -71,9 +71,16 @@ def test_spec_errors():
     with pytest.raises(InputError, match="unknown pool"):
         PRESETS["small"].with_pool("median")
     with pytest.raises(InputError, match="to nothing"):
-        build_model(ModelSpec("t", [BlockSpec(2, padding="valid")] * 4), (8, 8, 1), 2)
+        build_model(ModelSpec("t", [BlockSpec(2, padding="valid")] * 5), (8, 8, 1), 2)
 
 
 def test_spec_roundtrip():
     s = preset("small-ds")
     assert ModelSpec.from_dict(s.to_dict()) == s
+
+
+def test_small_inputs_keep_full_resolution_in_the_first_block():
+    m = build_model(preset("small"), (8, 8, 1), 10)
+    assert m.get_layer("b0_relu0").output_shape == (None, 8, 8, 16)
+    assert "b0_maxpool" not in [layer.name for layer in m.layers]
+    assert build_model(preset("small"), (28, 28, 1), 10).get_layer("b0_maxpool").output_shape == (None, 14, 14, 16)
