@@ -443,7 +443,7 @@ def run(req: dict, emit) -> dict:
     shape = in_cfg.get("input_shape")
     if shape:
         try:
-            interp.resize_input_tensor(detail["index"], [int(s) for s in shape], strict=False)
+            interp.resize_tensor_input(detail["index"], [int(s) for s in shape], strict=False)
         except (ValueError, RuntimeError) as e:
             raise AgentError("input", f"the model cannot take input shape {list(shape)}: {str(e).splitlines()[0]}",
                              f"its input shape is {[int(s) for s in detail['shape']]}") from None
@@ -617,6 +617,13 @@ def main(argv=None) -> int:
     except json.JSONDecodeError as e:
         emit("error", kind="input", message=f"the request is not JSON: {e}", hint="")
         return 2
+    except Exception as e:  # a runtime failing in a way not foreseen: still one line for the host
+        import traceback
+
+        traceback.print_exc()  # goes to stderr
+        emit("error", kind="device", message=f"agent failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+             hint="see the agent's stderr (--debug)")
+        return 3
     emit("result", **result)
     return 0
 
