@@ -118,6 +118,12 @@ def _op_problem(g: SubgraphInfo, op: OpInfo) -> tuple[str, str] | None:
     """(reason, suggestion) if this op alone cannot run on the Edge TPU, else None."""
     if op.is_custom:
         return f"custom op {op.custom_code!r} is not an Edge TPU op", "remove the custom op from the model"
+    if op.name == "DEQUANTIZE" and op.outputs:
+        users = [o.name for o in g.ops if op.outputs[0] in o.inputs]
+        float_user = next((u for u in users if u in SUGGESTIONS and u != "DEQUANTIZE"), None)
+        if float_user:
+            return (f"DEQUANTIZE: the graph goes back to float for {float_user} (no int8 kernel); the Edge TPU "
+                    "runs no float ops", SUGGESTIONS[float_user])
     if op.name not in SUPPORTED_OPS:
         return (f"{op.name} is not in the Edge TPU's supported operations",
                 SUGGESTIONS.get(op.name, "replace it with an op from Coral's supported-operations table"))
