@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "models",
     "quantize",
     "convert",
+    "inspect",
     "profiles",
 ]
 

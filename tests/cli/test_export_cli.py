@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+
+@pytest.fixture
+def run_dir(tiny_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run.path, dst)
+    return dst
+
+
+def test_recipes_list_and_show(cli):
+    r = cli("recipes", "list", "--json")
+    assert r.exit_code == 0 and "int8-qat" in {x["name"] for x in json.loads(r.stdout)}
+    r = cli("recipes", "show", "edgetpu-int8")
+    assert r.exit_code == 0 and "uint8" in r.stdout
+    r = cli("recipes", "show", "nope")
+    assert r.exit_code == 2 and "unknown recipe" in r.stderr
+
+
+def test_export_verify_and_bad_inputs(cli, run_dir, tmp_path):
+    r = cli("export", run_dir, "--recipe", "int8", "--json")
+    assert r.exit_code == 0, r.output
+    row = json.loads(r.stdout)
+    assert row["status"] == "pass" and row["format"] == "tflite"
+    r = cli("verify", run_dir / "exports" / "int8", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["agreement"] == row["agreement"]
+    r = cli("export", run_dir, "--recipe", "int8")
+    assert r.exit_code == 2 and "already exists" in r.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('schema_version = 1\ndescription = "x"\nformat = "tflite"\nwieghts = "int8"\n')
+    r = cli("export", run_dir, "--recipe", bad)
+    assert r.exit_code == 2 and "unknown key 'wieghts'" in r.stderr
+    r = cli("export", tmp_path / "none", "--recipe", "int8")
+    assert r.exit_code == 2 and "does not exist" in r.stderr
+    (run_dir / "model.keras").unlink()
+    r = cli("export", run_dir, "--recipe", "float16")
+    assert r.exit_code == 2 and "no model.keras" in r.stderr
+    assert not (run_dir / "exports" / "float16").exists()
+    r = cli("quantize", run_dir, "--recipe", "int8")
+    assert r.exit_code == 2 and "post-training" in r.stderr
+    r = cli("verify", tmp_path)
+    assert r.exit_code == 2 and "not an edgepool export" in r.stderr
+
+
+@pytest.mark.slow
+def test_convert_every_builtin_profile(cli, run_dir):
+    r = cli("convert", run_dir, "--all", "--json")
+    assert r.exit_code == 0, r.output
+    rows = {x["target"]: x for x in json.loads(r.stdout)}
+    assert {"host-cpu", "raspberry-pi-4", "raspberry-pi-5", "coral-usb", "coral-dev-board", "iphone-12", "iphone-15-pro", "pixel-8"} <= set(rows)
+    for name, row in rows.items():
+        assert row["status"].startswith("pass"), (name, row)
+    assert rows["iphone-15-pro"]["format"] == "coreml"
+    assert rows["coral-usb"]["recipe"] == "edgetpu-int8"
+    # honest: no Edge TPU compiler here, so the Coral rows say so
+    assert "not compiled for Edge TPU" in rows["coral-usb"]["status"]
+    r = cli("convert", run_dir, "--profile", "no-such-device")
+    assert r.exit_code == 2 and "no-such-device" in r.stderr
+    r = cli("convert", run_dir)
+    assert r.exit_code == 2 and "--profile" in r.stderr

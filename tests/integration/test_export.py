@@ -1,0 +1,134 @@
+"""Every TFLite recipe on the tiny run: exported, verified in LiteRT, metadata round trip, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from edgepool.errors import ExistsError, ExportError, RecipeError
+from edgepool.export import export, metadata
+from edgepool.verify import run_tflite_child
+from tests._tflite_runtime_env import tflite_runtime_py  # noqa: F401  (fixture)
+
+TFLITE_RECIPES = ["float32", "float16", "dynamic-int8", "int8", "edgetpu-int8"]
+
+
+@pytest.fixture(scope="module")
+def run_copy(tiny_run, tmp_path_factory):
+    """A private copy of the tiny run, so exports do not leak into other tests."""
+    from edgepool.runs import load_run
+
+    dst = tmp_path_factory.mktemp("exp") / "run"
+    shutil.copytree(tiny_run.path, dst)
+    return load_run(dst)
+
+
+@pytest.fixture(scope="module")
+def exports(run_copy):
+    out = {r: export(run_copy, r, strict=False) for r in TFLITE_RECIPES}
+    return {**out, "_y": run_copy.test_data()[1]}
+
+
+@pytest.mark.parametrize("recipe", TFLITE_RECIPES)
+def test_recipe_exports_and_verifies(exports, recipe):
+    res = exports[recipe]
+    v = res.verification
+    assert v["status"] == "pass", v
+    assert v["samples"] == len(exports["_y"]) and 0 <= v["accuracy"] <= 1
+    files = {p.name for p in res.path.iterdir()}
+    assert {"model.tflite", "model.json", "labels.txt", "verify.json"} <= files
+    side = json.loads((res.path / "model.json").read_text())
+    assert side["recipe"] == recipe and side["labels"] == [str(i) for i in range(10)]
+    assert side["normalization"]["scale"] == pytest.approx(1 / 255)
+    want = {"float32": "float32", "float16": "float32", "dynamic-int8": "float32", "int8": "int8", "edgetpu-int8": "uint8"}[recipe]
+    assert side["input"]["dtype"] == want and side["output"]["dtype"] == want
+    if want != "float32":
+        assert side["input"]["scale"] > 0 and side["input"]["zero_point"] is not None
+    # the embedded metadata is the sidecar
+    assert metadata.read((res.path / "model.tflite").read_bytes())["labels"] == side["labels"]
+
+
+def test_float32_parity_is_strict(exports):
+    v = exports["float32"].verification
+    assert v["max_abs_diff"] <= 1e-4 + 1e-5 * 10 and v["agreement"] == 1.0
+
+
+def test_int8_is_smaller_than_float32(exports):
+    assert exports["int8"].size_bytes < exports["float32"].size_bytes
+
+
+def test_verification_fails_loudly_on_a_wrong_model(run_copy, exports, tmp_path):
+    """A float32 export whose weights were changed must fail parity (the check can fail)."""
+    from edgepool.quantize import load_recipe
+    from edgepool.verify import verify_tflite
+
+    model = run_copy.load_model()
+    w = model.get_weights()
+    w[-1] = w[-1] + 0.05  # nudge the logits' bias
+    model.set_weights(w)
+    from edgepool.quantize import convert_tflite
+
+    p = tmp_path / "m.tflite"
+    p.write_bytes(convert_tflite(model, load_recipe("float32")))
+    v = verify_tflite(p, run_copy, load_recipe("float32"))
+    assert v["status"] == "fail" and "differ" in v["reason"]
+
+
+def test_refuses_to_overwrite_and_bad_recipe(run_copy, exports):
+    with pytest.raises(ExistsError):
+        export(run_copy, "int8")
+    with pytest.raises(RecipeError):
+        export(run_copy, "int5")
+    assert not [p for p in run_copy.exports_dir().iterdir() if p.name.startswith(".")]
+
+
+def test_qat_on_l2_pooling_names_the_layer(tmp_path):
+    from edgepool.models import BlockSpec, ModelSpec, build_model
+    from edgepool.quantize import qat_model
+
+    m = build_model(ModelSpec("t", [BlockSpec(4, pool="l2")], full_res_stem_max=0), (8, 8, 1), 3)
+    with pytest.raises(ExportError, match="b0_l2pool") as e:
+        qat_model(m)
+    assert "int8" in e.value.hint
+
+
+@pytest.mark.slow
+def test_qat_recipe(run_copy):
+    from edgepool.quantize_run import train_qat
+
+    info = train_qat(run_copy, __import__("edgepool.quantize", fromlist=["x"]).load_recipe("int8-qat"), epochs=1)
+    assert info["epochs"] == 1 and 0 <= info["qat_test_accuracy"] <= 1
+    res = export(run_copy, "int8-qat", strict=False)
+    assert res.sidecar["qat"]["float_test_accuracy"] == pytest.approx(info["float_test_accuracy"])
+    assert res.verification["samples"] == len(run_copy.test_data()[1]) and res.sidecar["input"]["dtype"] == "int8"
+
+
+@pytest.mark.slow
+def test_int8_export_runs_on_tflite_runtime_2_14(exports, tflite_runtime_py, run_copy, tmp_path):
+    """The Raspberry Pi OS runtime (tflite-runtime 2.14, numpy<2) runs the int8 export like the host."""
+    x_raw, _ = run_copy.test_data()
+    x = run_copy.normalize(x_raw[:40])
+    model = exports["int8"].path / "model.tflite"
+    host = run_tflite_child(model, x)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        "import sys, numpy as np\n"
+        "from tflite_runtime.interpreter import Interpreter\n"
+        "it = Interpreter(model_content=open(sys.argv[1], 'rb').read()); it.allocate_tensors()\n"
+        "i, o = it.get_input_details()[0], it.get_output_details()[0]\n"
+        "s, z = i['quantization']; os_, oz = o['quantization']; out = []\n"
+        "for v in np.load(sys.argv[2]):\n"
+        "    it.set_tensor(i['index'], np.clip(np.round(v[None] / s + z), -128, 127).astype(np.int8)); it.invoke()\n"
+        "    out.append((it.get_tensor(o['index'])[0].astype(np.float32) - oz) * os_)\n"
+        "np.save(sys.argv[3], np.stack(out))\n"
+    )
+    subprocess.run([str(tflite_runtime_py), "-c", script, str(model), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], check=True)
+    # kernels of different releases may round differently: TFLite's own test driver allows 4 x scale
+    scale = exports["int8"].sidecar["output"]["scale"]
+    device = np.load(tmp_path / "y.npy")
+    np.testing.assert_allclose(device, host, atol=4 * scale, rtol=0)
+    assert np.mean(device.argmax(1) == host.argmax(1)) >= 0.95
