@@ -6,8 +6,11 @@ A program with an op the executor does not implement, or a legacy neuralnetwork 
 is reported "unverified: op X" -- never a pass.
 
 Criteria (`criteria_for(recipe)`): uncompressed weights must match Keras logits within
-`|a - b| <= atol + rtol * |b|` (FP32: atol 1e-4, rtol 1e-5; FP16: atol 1e-2, rtol 1e-3 -- an FP16
-logit of magnitude 16 is already rounded to 1/128) with top-1 agreement >= 99.5%. Compressed
+`|a - b| <= atol + rtol * max|b|` per sample (FP32: atol 1e-4, rtol 1e-5; FP16: atol 1e-2,
+rtol 1e-3) with top-1 agreement >= 99.5%. The relative term scales with the sample's largest logit:
+FP16 keeps about 3 significant digits of a tensor's scale (a logit of 20 is already rounded to
+1/64), and a logit summed from thousands of FP16 activations (a flatten head) errs in proportion to
+the logits' scale, not to its own value. Compressed
 weights (8-bit linear, palettized) change the function on purpose: they must keep top-1 agreement
 (>= 99% / >= 97%) and lose at most 1 / 2 accuracy points; their max_abs_diff is reported, not gated.
 When Core ML's own probabilities are compared (macOS), the tolerances apply to probabilities.
@@ -54,6 +57,7 @@ def _unverified(reason: str, executor: str, keras_acc: float, crit: dict[str, An
         "keras_accuracy": keras_acc,
         "agreement": None,
         "max_abs_diff": None,
+        "max_rel_diff": None,
         "atol": crit["atol"],
         "rtol": crit["rtol"],
         "samples": 0,
@@ -165,11 +169,8 @@ def verify_coreml(
     pred = scores.argmax(axis=1)
     acc = float((pred == y).mean()) if len(y) else 0.0
     agreement = float((pred == keras_pred).mean()) if len(y) else 0.0
-    diff = np.abs(scores.astype(np.float64) - ref.astype(np.float64))
-    max_abs = float(diff.max()) if diff.size else 0.0
-    ok = agreement >= crit["min_agreement"]
-    if crit["atol"] is not None:
-        ok = ok and bool(np.all(diff <= crit["atol"] + crit["rtol"] * np.abs(ref)))
+    within, max_abs, max_rel = compare_scores(scores, ref, crit["atol"], crit["rtol"])
+    ok = agreement >= crit["min_agreement"] and (crit["atol"] is None or within)
     if crit["max_accuracy_drop"] is not None:
         ok = ok and (keras_acc - acc) <= crit["max_accuracy_drop"] + 1e-12
     return {
@@ -179,12 +180,30 @@ def verify_coreml(
         "keras_accuracy": keras_acc,
         "agreement": agreement,
         "max_abs_diff": max_abs,
+        "max_rel_diff": max_rel,
         "atol": crit["atol"],
         "rtol": crit["rtol"],
         "compared": kind,
         "samples": int(len(y)),
         "criteria": crit,
     }
+
+
+def compare_scores(
+    scores: np.ndarray, ref: np.ndarray, atol: float | None, rtol: float | None
+) -> tuple[bool, float, float]:
+    """(all |a-b| <= atol + rtol * max|ref| of the sample, max |a-b|, max |a-b| / max|ref| per sample)."""
+    a = np.asarray(scores, dtype=np.float64)
+    b = np.asarray(ref, dtype=np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"Core ML scores {a.shape} and Keras outputs {b.shape} differ in shape")
+    if not a.size:
+        return True, 0.0, 0.0
+    diff = np.abs(a - b)
+    row_scale = np.abs(b).reshape(len(b), -1).max(axis=1).reshape((-1,) + (1,) * (b.ndim - 1))
+    max_rel = float((diff / np.maximum(row_scale, 1e-12)).max())
+    within = True if atol is None else bool(np.all(diff <= atol + (rtol or 0.0) * row_scale))
+    return within, float(diff.max()), max_rel
 
 
 def _looks_like_probs(a: np.ndarray) -> bool:
@@ -199,4 +218,4 @@ def _labels_of(package_path: Path) -> list[str] | None:
         return None
 
 
-__all__ = ["coreml_probabilities", "criteria_for", "mil_scores", "verify_coreml"]
+__all__ = ["compare_scores", "coreml_probabilities", "criteria_for", "mil_scores", "verify_coreml"]

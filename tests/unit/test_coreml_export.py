@@ -1,0 +1,417 @@
+"""Core ML export: every zoo preset and downsampling choice converts, and the NumPy MIL executor
+(Core ML itself on macOS) reproduces the Keras model; metadata and labels read back; bad input fails
+clearly and leaves nothing behind."""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+pytest.importorskip("coremltools")
+
+from edgepool.errors import ExportError  # noqa: E402
+from edgepool.export.coreml import export_coreml, read_package_metadata  # noqa: E402
+from edgepool.verify.coreml import mil_scores, verify_coreml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SCALE = 1.0 / 255.0
+
+
+def recipe(name="coreml-fp16", precision="float16", compression="none", nbits=None):
+    return SimpleNamespace(
+        name=name,
+        format="coreml",
+        compute_precision=precision,
+        weight_compression=compression,
+        palettize_nbits=nbits,
+    )
+
+
+FP16 = recipe()
+FP32 = recipe("coreml-fp32", "float32")
+INT8 = recipe("coreml-int8", compression="linear-int8")
+PAL4 = recipe("coreml-palettize", compression="palettize", nbits=4)
+
+
+def spec_for(h, w, c, scale=SCALE, offset=0.0):
+    return {"height": h, "width": w, "channels": c, "scale": scale, "offset": offset}
+
+
+def zoo_model(preset_name="tiny", pool="max", shape=(16, 16, 1), classes=4):
+    from edgepool.models import build_model, preset
+
+    return build_model(preset(preset_name).with_pool(pool), shape, classes, seed=0)
+
+
+def raw_images(n, shape, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(n, *shape)).astype(np.uint8)
+
+
+def keras_logits(model, x_raw, scale=SCALE, offset=0.0):
+    return model.predict(x_raw.astype(np.float32) * np.float32(scale) + np.float32(offset), verbose=0)
+
+
+def export(model, rec, out, shape, labels=None, **kw):
+    out.mkdir(parents=True, exist_ok=True)
+    labels = labels or [f"c{i}" for i in range(int(model.outputs[0].shape[-1]))]
+    return export_coreml(
+        model,
+        rec,
+        out,
+        input_spec=spec_for(*shape),
+        labels=labels,
+        metadata={"description": "test model", "source_run": "runs/t", "edgepool_version": "0.1.0"},
+        **kw,
+    )
+
+
+def check_parity(model, package, shape, rec, n=24):
+    x = raw_images(n, shape)
+    kl = keras_logits(model, x)
+    # the "labels" are Keras' own predictions: accuracy must then equal agreement
+    v = verify_coreml(package, x, kl.argmax(1), kl, rec, executor="numpy-mil")
+    return v
+
+
+# ------------------------------------------------------------------ conversion of the zoo
+
+
+def test_default_export_is_an_fp16_mlprogram_that_matches_keras(tmp_path):
+    shape = (16, 16, 1)
+    model = zoo_model("tiny", "max", shape)
+    side = export(model, FP16, tmp_path, shape)
+    assert side["file"] == "model.mlpackage" and (tmp_path / "model.mlpackage").is_dir()
+    assert side["format"] == "coreml" and side["model_type"] == "mlprogram"
+    assert side["deployment_target"] == "iOS15" and side["compute_precision"] == "float16"
+    assert side["input"]["shape"] == [1, 16, 16, 1] and side["output"]["shape"] == [1, 4]
+    v = check_parity(model, tmp_path / side["file"], shape, FP16)
+    assert v["executor"] == "numpy-mil" and v["compared"] == "logits"
+    assert v["status"] == "pass", v
+    assert v["max_abs_diff"] > 0  # FP16 really was emulated: not an exact float32 replay
+    assert v["agreement"] == 1.0 and v["accuracy"] == 1.0
+
+
+def _presets():
+    from edgepool.models import POOLS, PRESETS
+
+    return [(p, pool) for p in PRESETS for pool in POOLS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset_name,pool", _presets())
+def test_every_preset_and_pooling_choice_converts_and_verifies(tmp_path, preset_name, pool):
+    shape = (16, 16, 1)
+    model = zoo_model(preset_name, pool, shape, classes=5)
+    side = export(model, FP16, tmp_path, shape)
+    v = check_parity(model, tmp_path / side["file"], shape, FP16, n=16)
+    assert v["status"] == "pass", v
+    assert v["agreement"] == 1.0
+
+
+def test_fp32_recipe_matches_keras_tightly(tmp_path):
+    shape = (12, 12, 1)
+    model = zoo_model("small-ds", "l2", shape)
+    side = export(model, FP32, tmp_path, shape, deployment_target="iOS16")
+    assert side["deployment_target"] == "iOS16" and side["compute_precision"] == "float32"
+    v = check_parity(model, tmp_path / side["file"], shape, FP32)
+    assert v["status"] == "pass" and v["atol"] == 1e-4 and v["max_abs_diff"] < 1e-4, v
+
+
+def test_a_wrong_export_fails_verification(tmp_path):
+    """The check can fail: another model's logits do not match this package."""
+    shape = (12, 12, 1)
+    model = zoo_model("tiny", "avg", shape)
+    side = export(model, FP16, tmp_path, shape)
+    other = zoo_model("tiny", "max", shape)
+    x = raw_images(16, shape)
+    kl = keras_logits(other, x)
+    v = verify_coreml(tmp_path / side["file"], x, kl.argmax(1), kl, FP16, executor="numpy-mil")
+    assert v["status"] == "fail"
+
+
+def test_image_input_bakes_scale_and_bias(tmp_path):
+    shape = (12, 12, 3)
+    from edgepool.models import build_model, preset
+
+    model = build_model(preset("tiny"), shape, 3, seed=1)
+    out = tmp_path / "rgb"
+    out.mkdir()
+    side = export_coreml(
+        model,
+        FP16,
+        out,
+        input_spec=spec_for(*shape, scale=2 / 255, offset=-1.0),
+        labels=["r", "g", "b"],
+        metadata={},
+        image_input=True,
+    )
+    meta = read_package_metadata(out / side["file"])
+    assert meta["input_types"] == ["imageType"] and side["input"]["type"] == "image"
+    x = raw_images(16, shape, seed=3)
+    kl = keras_logits(model, x, scale=2 / 255, offset=-1.0)
+    v = verify_coreml(out / side["file"], x, kl.argmax(1), kl, FP16, executor="numpy-mil")
+    assert v["status"] == "pass", v
+
+    gray = zoo_model("tiny", "max", (12, 12, 1))
+    out = tmp_path / "gray"
+    side = export(gray, FP16, out, (12, 12, 1), image_input=True)
+    assert read_package_metadata(out / side["file"])["input_types"] == ["imageType"]
+    assert check_parity(gray, out / side["file"], (12, 12, 1), FP16)["status"] == "pass"
+
+
+# ------------------------------------------------------------------ compression
+
+
+@pytest.mark.slow
+def test_weight_compression_shrinks_weights_and_still_verifies(tmp_path):
+    shape = (16, 16, 1)
+    model = zoo_model("small", "max", shape, classes=10)
+    sizes = {}
+    for rec in (FP32, FP16, INT8, PAL4):
+        side = export(model, rec, tmp_path / rec.name, shape)
+        sizes[rec.name] = side["weights_bytes"]
+        v = check_parity(model, tmp_path / rec.name / side["file"], shape, rec, n=32)
+        assert v["status"] in ("pass", "fail") and v["agreement"] is not None
+        if rec.weight_compression == "none":
+            assert v["status"] == "pass", v
+        assert v["agreement"] >= 0.9, (rec.name, v)
+    assert side["deployment_target"] == "iOS16"  # compression picks iOS16 by default
+    assert 0.45 <= sizes["coreml-fp16"] / sizes["coreml-fp32"] <= 0.55
+    assert sizes["coreml-int8"] / sizes["coreml-fp32"] <= 0.32
+    assert sizes["coreml-palettize"] / sizes["coreml-fp32"] <= 0.2
+
+
+def test_executor_runs_compressed_weights_like_coremltools_decompresses_them(tmp_path):
+    """int8 weights: the executor's result equals a float program built from the decompressed weights."""
+    shape = (8, 8, 1)
+    model = zoo_model("tiny", "max", shape)
+    side = export(model, INT8, tmp_path, shape, deployment_target="iOS18")
+    from edgepool.verify import mil
+
+    prog = mil.load_program(tmp_path / side["file"])
+    assert "constexpr_blockwise_shift_scale" in prog.op_types
+    scores, kind = mil_scores(tmp_path / side["file"], raw_images(8, shape))
+    assert kind == "logits" and np.isfinite(scores).all()
+    kl = keras_logits(model, raw_images(8, shape))
+    assert np.abs(scores - kl).max() < 0.2  # 8-bit weights move logits a little, not a lot
+
+
+# ------------------------------------------------------------------ metadata
+
+
+def test_metadata_and_labels_read_back(tmp_path):
+    shape = (10, 10, 1)
+    model = zoo_model("tiny", "avg", shape, classes=3)
+    labels = ["cat", "dog", "eel"]
+    side = export_coreml(
+        model,
+        FP16,
+        tmp_path,
+        input_spec=spec_for(*shape),
+        labels=labels,
+        metadata={
+            "description": "pets",
+            "version": "7",
+            "source_run": "runs/pets",
+            "edgepool_version": "0.1.0",
+            "model_spec": {"name": "tiny"},
+        },
+        compute_units="CPU_AND_NE",
+    )
+    meta = read_package_metadata(tmp_path / side["file"])
+    assert meta["type"] == "mlProgram"
+    assert meta["labels"] == labels and side["labels"] == labels
+    assert meta["description"] == "pets" and meta["version"] == "7"
+    ud = meta["user_defined"]
+    assert ud["source_run"] == "runs/pets" and ud["edgepool_version"] == "0.1.0"
+    assert ud["recipe"] == "coreml-fp16" and ud["compute_units"] == "CPU_AND_NE"
+    assert '"name": "tiny"' in ud["model_spec"]
+    assert '"shape": [1, 10, 10, 1]' in ud["input"] and '"kind": "probabilities"' in ud["output"]
+    assert meta["predicted_feature"] == "classLabel" and meta["predicted_probabilities"] == "classLabel_probs"
+    assert side["compute_units"] == "CPU_AND_NE"
+    assert side["size_bytes"] > side["weights_bytes"] > 0
+
+
+# ------------------------------------------------------------------ legacy target, unverified paths
+
+
+def test_old_target_writes_a_neuralnetwork_mlmodel_reported_unverified_on_linux(tmp_path):
+    shape = (8, 8, 1)
+    model = zoo_model("tiny", "max", shape)
+    side = export(model, FP16, tmp_path, shape, deployment_target="iOS14")
+    assert side["file"] == "model.mlmodel" and side["model_type"] == "neuralnetwork"
+    assert read_package_metadata(tmp_path / "model.mlmodel")["labels"] == ["c0", "c1", "c2", "c3"]
+    if sys.platform != "darwin":
+        x = raw_images(4, shape)
+        kl = keras_logits(model, x)
+        v = verify_coreml(tmp_path / "model.mlmodel", x, kl.argmax(1), kl, FP16)
+        assert v["status"].startswith("unverified: op ") and v["accuracy"] is None
+
+
+def test_an_op_the_executor_lacks_is_unverified_never_a_pass(tmp_path):
+    from edgepool._tf import keras, tf
+
+    K, T = keras(), tf()
+    inp = K.Input((8, 8, 1))
+    x = K.layers.Conv2D(4, 3, padding="same")(inp)
+    x = K.layers.Flatten()(x)
+    x = K.layers.Lambda(lambda t: T.math.cumsum(t, axis=-1), name="running_sum")(x)
+    x = K.layers.Dense(3)(x)
+    model = K.Model(inp, x)
+    side = export(model, FP16, tmp_path, (8, 8, 1))
+    xr = raw_images(4, (8, 8, 1))
+    kl = keras_logits(model, xr)
+    v = verify_coreml(tmp_path / side["file"], xr, kl.argmax(1), kl, FP16, executor="numpy-mil")
+    assert v["status"] == "unverified: op cumsum"
+    assert v["accuracy"] is None and v["agreement"] is None
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _fractional_pool_model():
+    from edgepool._tf import keras, tf
+
+    K, T = keras(), tf()
+
+    class FractionalPool(K.layers.Layer):
+        def call(self, x):
+            return T.nn.fractional_max_pool(x, [1.0, 1.5, 1.5, 1.0], pseudo_random=True, seed=1)[0]
+
+    inp = K.Input((12, 12, 1))
+    x = K.layers.Conv2D(4, 3, name="b0_conv0")(inp)
+    x = FractionalPool(name="b0_fracpool")(x)
+    x = K.layers.Flatten()(x)
+    return K.Model(inp, K.layers.Dense(3)(x))
+
+
+def test_unconvertible_layer_is_named_with_the_pooling_to_use(tmp_path):
+    with pytest.raises(ExportError) as e:
+        export(_fractional_pool_model(), FP16, tmp_path, (12, 12, 1))
+    msg = str(e.value)
+    assert "b0_fracpool" in msg and "FractionalMaxPool" in msg
+    assert "max" in e.value.hint and "l2" in e.value.hint and "strided" in e.value.hint
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "rec,target,needle",
+    [
+        (INT8, "iOS15", "iOS16"),
+        (PAL4, "iOS14", "iOS16"),
+        (recipe("p3", compression="palettize", nbits=3), "iOS17", "iOS18"),
+        (FP16, "iOS99", "unknown Core ML deployment target"),
+        (SimpleNamespace(name="int8", format="tflite"), None, "tflite"),
+        (recipe("bad", precision="bfloat16"), None, "compute_precision"),
+        (recipe("bad", compression="zip"), None, "weight_compression"),
+    ],
+)
+def test_recipe_and_target_errors_are_clear_and_leave_nothing(tmp_path, rec, target, needle):
+    model = zoo_model("tiny", "max", (8, 8, 1))
+    with pytest.raises(ExportError) as e:
+        export(model, rec, tmp_path, (8, 8, 1), deployment_target=target)
+    assert needle in str(e.value)
+    assert e.value.hint
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_other_bad_arguments(tmp_path):
+    model = zoo_model("tiny", "max", (8, 8, 1))
+    with pytest.raises(ExportError, match="compute units"):
+        export(model, FP16, tmp_path, (8, 8, 1), compute_units="GPU_ONLY_PLEASE")
+    with pytest.raises(ExportError, match="labels"):
+        export(model, FP16, tmp_path, (8, 8, 1), labels=["a"])
+    with pytest.raises(ExportError, match="does not match the input spec"):
+        export(model, FP16, tmp_path, (9, 8, 1))
+    with pytest.raises(ExportError, match="1- or 3-channel"):
+        m2 = zoo_model("tiny", "max", (8, 8, 2))
+        export(m2, FP16, tmp_path, (8, 8, 2), image_input=True)
+    assert list(tmp_path.iterdir()) == []
+    export(model, FP16, tmp_path, (8, 8, 1))
+    with pytest.raises(ExportError, match="already exists"):
+        export(model, FP16, tmp_path, (8, 8, 1))
+
+
+def test_a_failed_save_leaves_no_half_written_package(tmp_path, monkeypatch):
+    import coremltools as ct
+
+    def broken_save(self, path):
+        Path(path).mkdir(parents=True)
+        (Path(path) / "Manifest.json").write_text("{")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ct.models.MLModel, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        export(zoo_model("tiny", "max", (8, 8, 1)), FP16, tmp_path, (8, 8, 1))
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------ recipes
+
+
+@pytest.mark.parametrize("name", ["coreml-fp16", "coreml-fp32", "coreml-int8", "coreml-palettize"])
+def test_shipped_coreml_recipes(name):
+    data = tomllib.loads((ROOT / "quantization" / f"{name}.toml").read_text())
+    assert data["schema_version"] == 1 and data["format"] == "coreml" and data["description"]
+    assert data["compute_precision"] in ("float16", "float32")
+    assert data["weight_compression"] in ("none", "linear-int8", "palettize")
+    assert set(data) <= {
+        "schema_version",
+        "description",
+        "format",
+        "compute_precision",
+        "weight_compression",
+        "palettize_nbits",
+    }
+    if data["weight_compression"] == "palettize":
+        assert data["palettize_nbits"] in (1, 2, 4, 6, 8)
+
+
+# ------------------------------------------------------------------ macOS: the executor against Core ML
+
+
+@pytest.mark.skipif(sys.platform != "darwin", reason="Core ML prediction exists only on macOS")
+@pytest.mark.parametrize("rec", [FP16, FP32, INT8, PAL4], ids=lambda r: r.name)
+def test_numpy_executor_agrees_with_real_core_ml(tmp_path, rec):
+    from edgepool.verify.coreml import coreml_probabilities
+    from edgepool.verify.mil import load_program, run
+
+    shape = (16, 16, 1)
+    model = zoo_model("small", "l2", shape, classes=5)
+    side = export(model, rec, tmp_path, shape)
+    x = raw_images(16, shape)
+    labels = [f"c{i}" for i in range(5)]
+    core = coreml_probabilities(tmp_path / side["file"], x, labels)
+    prog = load_program(tmp_path / side["file"])
+    ours = run(prog, {"input": x.astype(np.float32)})["classLabel_probs"]
+    np.testing.assert_allclose(ours, core, atol=1e-2 if rec.compute_precision == "float16" else 1e-4)
+    kl = keras_logits(model, x)
+    v = verify_coreml(tmp_path / side["file"], x, kl.argmax(1), kl, rec, executor="coreml")
+    assert v["executor"] == "coreml" and v["status"] in ("pass", "fail")
+
+
+# ------------------------------------------------------------------ the tolerance itself
+
+
+def test_fp16_tolerance_scales_with_each_samples_logit_range():
+    from edgepool.verify.coreml import compare_scores, criteria_for
+
+    crit = criteria_for(FP16)
+    ref = np.array([[20.0, -3.0, 1.0], [1.0, 0.5, -0.2]])
+    # 0.025 off on a sample whose logits reach 20: within 1e-2 + 1e-3 * 20
+    ok, max_abs, max_rel = compare_scores(
+        ref + [[0.0, 0.025, 0.0], [0, 0, 0]], ref, crit["atol"], crit["rtol"]
+    )
+    assert ok and max_abs == pytest.approx(0.025) and max_rel == pytest.approx(0.025 / 20)
+    # the same error on a sample whose logits stay near 1 is too much
+    ok, _, _ = compare_scores(ref + [[0, 0, 0], [0.0, 0.025, 0.0]], ref, crit["atol"], crit["rtol"])
+    assert not ok
+    fp32 = criteria_for(FP32)
+    assert not compare_scores(ref + 2e-4, ref, fp32["atol"], fp32["rtol"])[0]
+    assert compare_scores(ref + 5e-5, ref, fp32["atol"], fp32["rtol"])[0]
+    assert criteria_for(INT8)["atol"] is None and criteria_for(INT8)["min_agreement"] == 0.99
