@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "quantize",
     "convert",
     "inspect",
+    "benchmark",
     "profiles",
 ]
 
