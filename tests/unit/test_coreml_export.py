@@ -360,6 +360,14 @@ def test_shipped_coreml_recipes(name):
     assert data["schema_version"] == 1 and data["format"] == "coreml" and data["description"]
     assert data["compute_precision"] in ("float16", "float32")
     assert data["weight_compression"] in ("none", "linear-int8", "palettize")
+    from edgepool.quantize import load_recipe
+
+    r = load_recipe(name)
+    assert (r.format, r.compute_precision, r.weight_compression) == (
+        "coreml",
+        data["compute_precision"],
+        data["weight_compression"],
+    )
     assert set(data) <= {
         "schema_version",
         "description",
@@ -367,6 +375,8 @@ def test_shipped_coreml_recipes(name):
         "compute_precision",
         "weight_compression",
         "palettize_nbits",
+        "min_agreement",
+        "max_accuracy_drop_pp",
     }
     if data["weight_compression"] == "palettize":
         assert data["palettize_nbits"] in (1, 2, 4, 6, 8)
@@ -415,3 +425,7 @@ def test_fp16_tolerance_scales_with_each_samples_logit_range():
     assert not compare_scores(ref + 2e-4, ref, fp32["atol"], fp32["rtol"])[0]
     assert compare_scores(ref + 5e-5, ref, fp32["atol"], fp32["rtol"])[0]
     assert criteria_for(INT8)["atol"] is None and criteria_for(INT8)["min_agreement"] == 0.99
+    from edgepool.quantize import load_recipe
+
+    pal = criteria_for(load_recipe("coreml-palettize"))
+    assert pal["min_agreement"] == 0.97 and pal["max_accuracy_drop"] == pytest.approx(0.02)
