@@ -1,3 +1,4 @@
+# Named inspect_model.py, not inspect.py: a script in this folder would shadow the stdlib `inspect` module.
 """Inspect targets, measured: `python benchmarks/inspect.py`.
 
 1. MACs and parameters read from the int8 .tflite vs the Keras model's own counts, every zoo preset.

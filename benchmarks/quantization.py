@@ -1,0 +1,75 @@
+"""Quantization targets on the default mnist-5k model: one table per recipe (size, accuracy, agreement,
+host latency median), in one run.
+
+Targets (issue "Quantization"): int8-qat within 0.3 pp of float and agreement >= 99.5%; int8 (PTQ)
+within 0.5 pp; int8 file >= 3.5x smaller than float32; int8 median single-thread latency <= 0.6x
+float32 (same run, same interpreter).
+Run: .venv/bin/python benchmarks/quantization.py [RUN]   (trains runs/bench-quant if no RUN given)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RECIPES = ["float32", "float16", "dynamic-int8", "int8", "int8-qat"]
+
+
+def median_latency_ms(model_file: Path, runs: int = 2000) -> float:
+    """Median single-thread invoke() latency in the LiteRT interpreter (same loop for every model)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model_file.read_bytes(), num_threads=1)
+    it.allocate_tensors()
+    i = it.get_input_details()[0]
+    it.set_tensor(i["index"], np.zeros(i["shape"], i["dtype"]))
+    for _ in range(200):
+        it.invoke()
+    times = np.empty(runs)
+    for k in range(runs):
+        t = time.perf_counter_ns()
+        it.invoke()
+        times[k] = time.perf_counter_ns() - t
+    return float(np.median(times) / 1e6)
+
+
+def main() -> int:
+    from edgepool.datasets import load_dataset
+    from edgepool.export import export
+    from edgepool.models import preset
+    from edgepool.runs import load_run, save_run
+    from edgepool.training import TrainConfig, train
+
+    if len(sys.argv) > 1:
+        run = load_run(sys.argv[1])
+    else:
+        out = Path("runs/bench-quant")
+        if not out.exists():
+            save_run(train(preset("small"), load_dataset("mnist-5k"), TrainConfig(seed=0)), out)
+        run = load_run(out)
+    res = {r: export(run, r, name=f"bench-{r}", force=True, strict=False) for r in RECIPES}
+    lat = {r: median_latency_ms(res[r].path / "model.tflite") for r in RECIPES}
+    f32 = res["float32"]
+    print(f"run {run.path}: keras test accuracy {100 * run.manifest['metrics']['test_accuracy']:.2f}%")
+    print(f"{'recipe':14} {'size':>9} {'x smaller':>9} {'accuracy':>9} {'Δ pp':>6} {'agreement':>9} {'median ms':>10} {'x f32':>6} status")
+    for r in RECIPES:
+        v = res[r].verification
+        print(f"{r:14} {res[r].size_bytes:>9} {f32.size_bytes / res[r].size_bytes:>9.2f} {100 * v['accuracy']:>8.2f}% "
+              f"{v['accuracy_delta_pp']:>+6.2f} {100 * v['agreement']:>8.2f}% {lat[r]:>10.4f} {lat[r] / lat['float32']:>6.2f} {v['status']}")
+    q, p = res["int8-qat"].verification, res["int8"].verification
+    print()
+    print(f"int8-qat within 0.3 pp of float: {abs(q['accuracy_delta_pp']):.2f} pp -> {'met' if abs(q['accuracy_delta_pp']) <= 0.3 else 'NOT met'}")
+    print(f"int8-qat agreement >= 99.5%: {100 * q['agreement']:.2f}% -> {'met' if q['agreement'] >= 0.995 else 'NOT met'}")
+    print(f"int8 (PTQ) within 0.5 pp: {abs(p['accuracy_delta_pp']):.2f} pp -> {'met' if abs(p['accuracy_delta_pp']) <= 0.5 else 'NOT met'}")
+    ratio = f32.size_bytes / res["int8"].size_bytes
+    print(f"int8 >= 3.5x smaller than float32: {ratio:.2f}x -> {'met' if ratio >= 3.5 else 'NOT met'}")
+    lr = lat["int8"] / lat["float32"]
+    print(f"int8 median latency <= 0.6x float32: {lr:.2f}x -> {'met' if lr <= 0.6 else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
