@@ -15,15 +15,21 @@ half the FP32 size, 8-bit about a quarter.
 
 from __future__ import annotations
 
-import argparse
-import shutil
+import os
 import sys
-import tempfile
-import time
-from pathlib import Path
-from types import SimpleNamespace
 
-import numpy as np
+# benchmarks/ holds inspect.py, which would shadow the standard library's `inspect` for numpy
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from types import SimpleNamespace  # noqa: E402
+
+import numpy as np  # noqa: E402
 
 RECIPES = {
     "coreml-fp32": SimpleNamespace(
