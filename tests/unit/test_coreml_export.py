@@ -186,8 +186,8 @@ def test_weight_compression_shrinks_weights_and_still_verifies(tmp_path):
     assert sizes["coreml-palettize"] / sizes["coreml-fp32"] <= 0.2
 
 
-def test_executor_runs_compressed_weights_like_coremltools_decompresses_them(tmp_path):
-    """int8 weights: the executor's result equals a float program built from the decompressed weights."""
+def test_int8_ios18_package_runs_through_blockwise_dequantization(tmp_path):
+    """iOS18 packs int8 weights as constexpr_blockwise_shift_scale; the executor decompresses and runs them."""
     shape = (8, 8, 1)
     model = zoo_model("tiny", "max", shape)
     side = export(model, INT8, tmp_path, shape, deployment_target="iOS18")
