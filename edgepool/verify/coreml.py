@@ -219,9 +219,11 @@ def _looks_like_probs(a: np.ndarray) -> bool:
 
 
 def _labels_of(package_path: Path) -> list[str] | None:
+    """Class labels in model order (ML Program or neuralnetwork classifier), None if unreadable."""
+    from ..export.coreml import read_package_metadata
+
     try:
-        prog = load_program(package_path)
-        return prog.class_labels
+        return read_package_metadata(package_path)["labels"] or None
     except Exception:
         return None
 
