@@ -76,7 +76,8 @@ def test_run_directory_benchmarks_every_export_with_device_accuracy(digits):
 
 
 def test_results_saved_in_the_run(digits, tmp_path):
-    results = benchmark([digits.int8_export], BenchOptions(**FAST, threads=2))
+    results = benchmark([digits.int8_export], BenchOptions(**FAST, threads=2, affinity=[0]))
+    assert results[0].environment["affinity"] == [0]  # pinned to the chosen core
     (path,) = save_results(results, BenchOptions(**FAST))
     assert path.parent == digits.path / "benchmarks" and path.suffix == ".json"
     doc = json.loads(path.read_text())
@@ -87,6 +88,8 @@ def test_results_saved_in_the_run(digits, tmp_path):
     assert m["threads"] == 2 and len(m["windows"]) == 2 and doc["interrupted"] is False
     (again,) = save_results(results, BenchOptions(**FAST))
     assert again != path  # never overwrites an earlier benchmark
+    with pytest.raises(DeviceError, match="cannot pin to cores"):
+        benchmark([digits.int8_export], BenchOptions(**FAST, affinity=[4096]))
 
 
 def test_agent_under_tflite_runtime_214_with_numpy_1(digits, tflite_runtime_py):  # noqa: F811
