@@ -1,5 +1,5 @@
 # Named inspect_model.py, not inspect.py: a script in this folder would shadow the stdlib `inspect` module.
-"""Inspect targets, measured: `python benchmarks/inspect.py`.
+"""Inspect targets, measured: `python benchmarks/inspect_model.py`.
 
 1. MACs and parameters read from the int8 .tflite vs the Keras model's own counts, every zoo preset.
    Keras params are compared after BatchNorm folding (count_params - 4C per BN + C folded bias).
