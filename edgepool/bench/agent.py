@@ -64,10 +64,43 @@ class AgentError(Exception):
 
 
 class Stop(Exception):
-    """Raised by the SIGTERM handler (SIGINT raises KeyboardInterrupt)."""
+    """Raised by the agent's SIGINT/SIGTERM handler (a KeyboardInterrupt is treated the same)."""
 
 
 # ----------------------------------------------------------------------------------------- output
+_SIG = {"held": 0, "pending": False, "stopped": False}
+
+
+def _on_stop_signal(signum, frame):
+    """SIGINT/SIGTERM: stop the timed phase, but never inside a held section (see _SignalsHeld).
+
+    A Python-level flag, not a signal mask: a process-directed signal may land on any runtime thread,
+    yet Python runs this handler in the main thread, so holding it here always works."""
+    if _SIG["stopped"]:
+        return  # already stopping: let the agent send its result
+    if _SIG["held"]:
+        _SIG["pending"] = True
+        return
+    _SIG["stopped"] = True
+    raise Stop()
+
+
+class _SignalsHeld:
+    """While held, a stop signal waits: a window is recorded and its line written whole, or neither."""
+
+    def __enter__(self):
+        _SIG["held"] += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        _SIG["held"] -= 1
+        if not _SIG["held"] and _SIG["pending"] and exc_type is None:
+            _SIG["pending"] = False
+            _SIG["stopped"] = True
+            raise Stop()
+        return False
+
+
 class Emitter:
     """Writes one JSON object per line to the private copy of the original stdout."""
 
@@ -76,8 +109,10 @@ class Emitter:
 
     def __call__(self, event: str, **fields) -> None:
         fields["event"] = event
-        self.stream.write(json.dumps(fields, default=_json_default, allow_nan=False) + "\n")
-        self.stream.flush()
+        line = json.dumps(fields, default=_json_default, allow_nan=False) + "\n"
+        with _SignalsHeld():
+            self.stream.write(line)
+            self.stream.flush()
 
     def window(self, win: dict) -> None:
         """A finished window; its latencies go as base64 of int64 nanoseconds (`byteorder` given),
@@ -85,6 +120,10 @@ class Emitter:
         head = {k: v for k, v in win.items() if k != "latencies_ns"}
         head.update(event="window", byteorder=sys.byteorder, encoding="base64-int64-ns")
         text = json.dumps(head, allow_nan=False)
+        with _SignalsHeld():
+            self._write_window(text, win)
+
+    def _write_window(self, text: str, win: dict) -> None:
         self.stream.write(text[:-1] + ', "latencies": "')
         lat = win["latencies_ns"]
         mv = memoryview(lat).cast("B")
@@ -367,10 +406,11 @@ def run_windows(invoke, clock, windows, min_runs, min_seconds, max_seconds=None,
 
 def _finish(done, index, lat, elapsed, partial, on_window):
     win = {"index": index, "runs": len(lat), "seconds": elapsed / 1e9, "latencies_ns": lat, "partial": partial}
-    if on_window:
-        on_window(win)
-        win = dict(win, latencies_ns=None)
-    done.append(win)
+    with _SignalsHeld():  # recorded here and sent to the host together, or neither
+        if on_window:
+            on_window(win)
+            win = dict(win, latencies_ns=None)
+        done.append(win)
 
 
 # ------------------------------------------------------------------------------------------ agent
@@ -590,17 +630,14 @@ def _detail(d) -> dict:
             "scale": float(q[0]) or None, "zero_point": int(q[1]) if q[0] else None}
 
 
-def _on_sigterm(signum, frame):
-    raise Stop()
-
-
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     emit = Emitter(_private_stdout())
-    try:
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        pass
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, _on_stop_signal)
+        except (ValueError, OSError):
+            pass
     try:
         if argv and argv[0] != "-":
             with open(argv[0]) as f:

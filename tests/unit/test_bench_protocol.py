@@ -118,3 +118,16 @@ def test_request_carries_protocol_fields(tmp_path):
     assert req["delegates"] == [{"library": delegate_library("edgetpu"), "options": {}}]
     assert req["affinity"] == [0] and req["run_delay_s"] == 0.01
     assert set(agent.DEFAULTS) <= set(req) | {"inputs"}
+
+
+def test_stop_signal_waits_for_a_held_section(monkeypatch):
+    monkeypatch.setitem(agent._SIG, "held", 0)
+    monkeypatch.setitem(agent._SIG, "pending", False)
+    monkeypatch.setitem(agent._SIG, "stopped", False)
+    recorded = []
+    with pytest.raises(agent.Stop):
+        with agent._SignalsHeld():
+            agent._on_stop_signal(2, None)  # arrives mid-section: must not raise here
+            recorded.append("window")
+    assert recorded == ["window"] and agent._SIG["stopped"]
+    agent._on_stop_signal(2, None)  # a second signal while stopping is ignored
