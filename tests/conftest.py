@@ -39,3 +39,6 @@ def cli():
         return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
     return invoke
+
+
+from tests._tflite_runtime_env import tflite_runtime_py  # noqa: E402, F401  (session fixture: tflite-runtime 2.14 venv)

@@ -12,7 +12,6 @@ import pytest
 from edgepool.errors import ExistsError, ExportError, RecipeError
 from edgepool.export import export, metadata
 from edgepool.verify import run_tflite_child
-from tests._tflite_runtime_env import tflite_runtime_py  # noqa: F401  (fixture)
 
 TFLITE_RECIPES = ["float32", "float16", "dynamic-int8", "int8", "edgetpu-int8"]
 
