@@ -92,6 +92,26 @@ def main() -> None:
     print(f"planned arena {plan.arena_bytes / 2**20:.2f} MiB; RSS growth (median of 3 children) {g / 2**20:.2f} MiB; "
           f"plan/measured = {plan.arena_bytes / g:.2f}")
 
+    # Differential: the same graph at two resolutions. Fixed costs of a process (code pages, allocator
+    # and thread-pool set-up, the interpreter object) cancel out; what is left is what scales with the
+    # activations, which is what the arena plan claims to predict.
+    def arena_and_growth(side: int) -> tuple[int, int]:
+        i2 = L.Input((side, side, 3))
+        y = L.Conv2D(32, 3, padding="same", activation="relu")(i2)
+        y = L.Conv2D(32, 1, activation="relu")(y)
+        y = L.MaxPooling2D(4)(y)
+        y = L.GlobalAveragePooling2D()(y)
+        mp = tmp / f"res{side}.tflite"
+        mp.write_bytes(convert(keras().Model(i2, L.Dense(10)(y)), "float"))
+        gs = sorted(int(subprocess.run([sys.executable, "-c", RSS_CHILD, str(mp)], capture_output=True, text=True,
+                                       check=True).stdout.split()[-1]) for _ in range(5))
+        return plan_arena(read_tflite(mp).main).arena_bytes, gs[2]
+
+    (a1, g1), (a2, g2) = arena_and_growth(320), arena_and_growth(160)
+    print(f"differential 320x320 vs 160x160: planned arena grows {(a1 - a2) / 2**20:.2f} MiB, RSS growth grows "
+          f"{(g1 - g2) / 2**20:.2f} MiB (median of 5 children each); plan/measured = {(a1 - a2) / (g1 - g2):.2f} "
+          f"(target 0.80-1.20)")
+
     print("\n3. inspect of a ~1 MB model in a fresh subprocess")
     inp = L.Input((32, 32, 3))
     x = L.Conv2D(64, 3, padding="same")(inp)

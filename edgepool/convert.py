@@ -9,7 +9,9 @@ from .errors import EdgepoolError
 from .runs import Run
 
 
-def convert_for_profiles(run: Run, profiles: list[Any], *, force: bool = False, progress_console: Any = None) -> list[tuple[str, Any]]:
+def convert_for_profiles(
+    run: Run, profiles: list[Any], *, force: bool = False, progress_console: Any = None, image_input: bool = False
+) -> list[tuple[str, Any]]:
     from .export import export
 
     results: list[tuple[str, Any]] = []
@@ -17,7 +19,7 @@ def convert_for_profiles(run: Run, profiles: list[Any], *, force: bool = False, 
         if progress_console is not None:
             progress_console.print(f"[dim]({i}/{len(profiles)})[/] {p.name}: {p.runtime} with recipe {p.recipe} ...")
         try:
-            res = export(run, p.recipe, profile=p, force=force, strict=False)
+            res = export(run, p.recipe, profile=p, force=force, strict=False, image_input=image_input)
             results.append((p.name, res))
         except EdgepoolError as e:
             results.append((p.name, f"error: {e.message}"))

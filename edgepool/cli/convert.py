@@ -18,6 +18,7 @@ def convert(
     run: RunArg,
     profile: Annotated[list[str] | None, typer.Option("--profile", "-p", help="Device profile name or .toml path; repeat for several")] = None,
     all_profiles: Annotated[bool, typer.Option("--all", help="Every built-in (and user) profile")] = False,
+    image_input: Annotated[bool, typer.Option("--image-input", help="Core ML: an image input (CVPixelBuffer) instead of a MultiArray")] = False,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -32,7 +33,9 @@ def convert(
         raise InputError("no device profile given", "pass --profile NAME (see `edgepool profiles list`) or --all")
     r = load_run(run)
     profiles = list_profiles() if all_profiles else [resolve(p) for p in profile or []]
-    results = convert_for_profiles(r, profiles, force=force, progress_console=None if json_out else _common.err_console())
+    results = convert_for_profiles(
+        r, profiles, force=force, progress_console=None if json_out else _common.err_console(), image_input=image_input
+    )
     rows = export_rows(results)
     if json_out:
         _common.print_json(rows)

@@ -62,8 +62,12 @@ def export(
     verify: bool = True,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
     strict: bool = True,
+    image_input: bool = False,
 ) -> ExportResult:
-    """Export `run`'s model with `recipe` (a QuantRecipe or name) into RUN/exports/<name> (or `out`)."""
+    """Export `run`'s model with `recipe` (a QuantRecipe or name) into RUN/exports/<name> (or `out`).
+
+    `image_input`: Core ML only, an image (not MultiArray) input, so an app hands over a CVPixelBuffer.
+    """
     from ..quantize import load_recipe
 
     recipe = load_recipe(recipe)
@@ -76,7 +80,7 @@ def export(
         if recipe.format == "coreml":
             from .coreml_flow import export_coreml_run
 
-            sidecar = export_coreml_run(run, recipe, stage, profile=profile)
+            sidecar = export_coreml_run(run, recipe, stage, profile=profile, image_input=image_input)
         else:
             from .tflite import export_tflite_run
 

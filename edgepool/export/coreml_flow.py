@@ -8,7 +8,7 @@ from typing import Any
 from ..runs import Run
 
 
-def export_coreml_run(run: Run, recipe: Any, stage: Path, *, profile: Any = None) -> dict[str, Any]:
+def export_coreml_run(run: Run, recipe: Any, stage: Path, *, profile: Any = None, image_input: bool = False) -> dict[str, Any]:
     from .._tf import quiet_stderr
     from . import base_sidecar
     from .coreml import export_coreml
@@ -24,5 +24,6 @@ def export_coreml_run(run: Run, recipe: Any, stage: Path, *, profile: Any = None
             metadata=meta,
             deployment_target=getattr(profile, "minimum_deployment_target", None),
             compute_units=getattr(profile, "compute_units", None),
+            image_input=image_input,
         )
     return {**meta, "output_kind": "probabilities", **fields}

@@ -59,6 +59,10 @@ def test_convert_every_builtin_profile(cli, run_dir):
     assert rows["coral-usb"]["recipe"] == "edgetpu-int8"
     # honest: no Edge TPU compiler here, so the Coral rows say so
     assert "not compiled for Edge TPU" in rows["coral-usb"]["status"]
+    r = cli("convert", run_dir, "--profile", "iphone-12", "--image-input", "--force", "--json")
+    assert r.exit_code == 0, r.output
+    side = json.loads((run_dir / "exports" / "iphone-12" / "model.json").read_text())
+    assert json.loads(r.stdout)[0]["status"] == "pass" and "image" in json.dumps(side["input"]).lower()
     r = cli("convert", run_dir, "--profile", "no-such-device")
     assert r.exit_code == 2 and "no-such-device" in r.stderr
     r = cli("convert", run_dir)
