@@ -17,7 +17,6 @@ from edgepool.bench.runner import benchmark, resolve_targets, save_results
 from edgepool.bench.transports.local import LocalTransport
 from edgepool.errors import DeviceError, InputError, ModelError
 from tests._bench_models import broken_corpus, cached_digits_run, edgetpu_like, nan_model_tflite
-from tests._tflite_runtime_env import tflite_runtime_py  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +91,7 @@ def test_results_saved_in_the_run(digits, tmp_path):
         benchmark([digits.int8_export], BenchOptions(**FAST, affinity=[4096]))
 
 
-def test_agent_under_tflite_runtime_214_with_numpy_1(digits, tflite_runtime_py):  # noqa: F811
+def test_agent_under_tflite_runtime_214_with_numpy_1(digits, tflite_runtime_py):
     opts = BenchOptions(**FAST, python=str(tflite_runtime_py), runtime="tflite_runtime")
     (r,) = benchmark([digits.int8_export], opts)
     assert r.complete and r.runtime == "tflite_runtime" and r.runtime_version == "2.14.0"
