@@ -21,6 +21,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/quantization.py
+	$(BIN)/python benchmarks/inspect_model.py
+	$(BIN)/python benchmarks/harness.py
+	$(BIN)/python benchmarks/coreml.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgepool tests benchmarks

@@ -24,7 +24,24 @@ _API = {
     "TrainResult": "edgepool.training",
     "Run": "edgepool.runs",
     "load_run": "edgepool.runs",
+    "save_run": "edgepool.runs",
+    "QuantRecipe": "edgepool.quantize",
+    "load_recipe": "edgepool.quantize",
+    "export": "edgepool.export",
+    "ExportResult": "edgepool.export",
+    "verify_export": "edgepool.verify",
+    "DeviceProfile": "edgepool.profiles",
+    "resolve_profile": "edgepool.profiles",
+    "convert_for_profiles": "edgepool.convert",
+    "inspect_model": "edgepool.inspect",
+    "estimate_model": "edgepool.inspect",
+    "analyze_edgetpu": "edgepool.inspect.edgetpu",
+    "benchmark": "edgepool.bench.runner",
+    "BenchOptions": "edgepool.bench.protocol",
+    "BenchmarkResult": "edgepool.bench.protocol",
 }
+
+_ALIASES = {"resolve_profile": "resolve"}
 
 __all__ = ["__version__", *_API]
 
@@ -33,4 +50,4 @@ def __getattr__(name: str) -> Any:
     mod = _API.get(name)
     if mod is None:
         raise AttributeError(f"module 'edgepool' has no attribute {name!r}")
-    return getattr(importlib.import_module(mod), name)
+    return getattr(importlib.import_module(mod), _ALIASES.get(name, name))

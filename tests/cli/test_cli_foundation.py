@@ -67,3 +67,10 @@ def test_models_table(cli):
     assert r.exit_code == 0
     rows = {m["name"]: m for m in json.loads(r.stdout)["models"]}
     assert {"tiny", "small", "small-ds"} <= set(rows) and rows["small"]["params"] <= 40_000
+
+
+def test_public_api_names_resolve():
+    import edgepool
+
+    for name in edgepool.__all__:
+        assert getattr(edgepool, name) is not None, name
