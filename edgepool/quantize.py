@@ -232,7 +232,11 @@ def qat_finetune(
     seed: int = 0,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
 ) -> tuple[Any, dict[str, list[float]]]:
-    """Fine-tune a QAT copy of `model` (the float model is left as it is). Returns (qat_model, history)."""
+    """Fine-tune a QAT copy of `model` (the float model is left as it is). Returns (qat_model, history).
+
+    The targets are the float model's own predictions (distillation), so validation "accuracy" in the
+    history is agreement with the float model.
+    """
     from ._tf import keras
     from .training import TrainConfig, fit
 
@@ -241,5 +245,6 @@ def qat_finetune(
     qm = qat_model(model, recipe.name)
     n = epochs if epochs is not None else recipe.qat_epochs
     cfg = TrainConfig(epochs=n, learning_rate=recipe.qat_learning_rate, patience=max(n, 1), seed=seed)
-    history = fit(qm, train, val, cfg, progress=progress)
+    # distilled from the float model: QAT should recover the quantization loss, not keep training
+    history = fit(qm, train, val, cfg, progress=progress, teacher=model)
     return qm, history

@@ -72,11 +72,14 @@ def fit(
     val: tuple[np.ndarray, np.ndarray],
     cfg: TrainConfig,
     progress: Progress | None = None,
+    teacher: Any = None,
 ) -> dict[str, list[float]]:
     """Train `model` in place (Adam + cosine decay, shift augmentation, early stopping on validation).
 
     The best epoch's weights (by validation accuracy, then loss) are restored at the end. Works for
-    float and TFMOT quantization-aware models alike.
+    float and TFMOT quantization-aware models alike. With a `teacher`, the targets are the teacher's
+    softmax on the same (augmented) images instead of the labels: distillation, so the student learns
+    to agree with the teacher, and "accuracy" is top-1 agreement with it.
     """
     from ._tf import keras, quiet_stderr
 
@@ -84,11 +87,18 @@ def fit(
     (xtr, ytr), (xva, yva) = train, val
     steps_per_epoch = int(np.ceil(len(xtr) / cfg.batch_size))
     schedule = k.optimizers.schedules.CosineDecay(cfg.learning_rate, decay_steps=max(1, cfg.epochs * steps_per_epoch), alpha=0.02)
-    model.compile(
-        optimizer=k.optimizers.Adam(schedule),
-        loss=k.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
+    loss = k.losses.CategoricalCrossentropy(from_logits=True) if teacher is not None else k.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=k.optimizers.Adam(schedule), loss=loss, metrics=["accuracy"])
+
+    def targets(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        if teacher is None:
+            return y
+        with quiet_stderr():
+            logits = teacher.predict(x, batch_size=512, verbose=0)
+        e = np.exp(logits - logits.max(1, keepdims=True))
+        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+    yva_t = targets(xva, yva)
     max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(xtr.shape[1:3]) / 14))
     rng = np.random.default_rng(cfg.seed)
     history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
@@ -102,8 +112,8 @@ def fit(
         if cfg.augment:
             xe = _shift_batch(xe, max_shift, rng)
         with quiet_stderr():  # tf.data graph-version chatter on fd 2
-            h = model.fit(xe, ytr[order], batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
-            vl, va = model.evaluate(xva, yva, batch_size=256, verbose=0)
+            h = model.fit(xe, targets(xe, ytr[order]), batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
+            vl, va = model.evaluate(xva, yva_t, batch_size=256, verbose=0)
         logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]), "val_loss": float(vl), "val_accuracy": float(va)}
         for key, v in logs.items():
             history[key].append(v)
