@@ -87,6 +87,10 @@ def export(
             sidecar = export_tflite_run(run, recipe, stage, profile=profile, progress=progress)
             if str(getattr(profile, "runtime", "")) == "edgetpu":
                 sidecar["edgetpu"] = _edgetpu_step(stage / sidecar["file"], stage)
+                if sidecar["edgetpu"]["compiled"]:
+                    # Artifact layout for Coral: the compiled model is what a device runs (with the
+                    # libedgetpu delegate); the CPU int8 model stays beside it and is what we verify.
+                    sidecar.update(format="edgetpu-tflite", cpu_file=sidecar["file"], file=sidecar["edgetpu"]["edgetpu_path"])
         notes = sidecar.pop("_notes", [])
         if "edgetpu" in sidecar:
             notes.append(sidecar["edgetpu"]["message"])

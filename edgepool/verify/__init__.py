@@ -93,7 +93,8 @@ def verify_tflite(model_file: Path, run: Run, recipe: Any) -> dict[str, Any]:
 def verify_export_dir(export_dir: Path, run: Run, sidecar: dict[str, Any], recipe: Any) -> dict[str, Any]:
     """Verify the model in `export_dir` (any format) and return the verification record."""
     fmt = sidecar["format"]
-    model_file = Path(export_dir) / sidecar["file"]
+    # an Edge TPU-compiled model needs the Edge TPU: verify the CPU int8 model it was compiled from
+    model_file = Path(export_dir) / sidecar.get("cpu_file", sidecar["file"])
     if fmt in ("tflite", "edgetpu-tflite"):
         return verify_tflite(model_file, run, recipe)
     if fmt == "coreml":

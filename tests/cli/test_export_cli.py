@@ -67,3 +67,27 @@ def test_convert_every_builtin_profile(cli, run_dir):
     assert r.exit_code == 2 and "no-such-device" in r.stderr
     r = cli("convert", run_dir)
     assert r.exit_code == 2 and "--profile" in r.stderr
+
+
+def test_coral_export_with_a_compiler_on_path(cli, run_dir, tmp_path, monkeypatch):
+    """With edgetpu_compiler on PATH the export keeps model_edgetpu.tflite + log and points the sidecar at it.
+
+    The compiler cannot be installed here (x86-64 Debian packages from Coral's own repository), so a
+    stand-in on PATH copies the model and prints a log in the compiler's documented format; this checks
+    edgepool's artifact layout, not the compiler.
+    """
+    from pathlib import Path
+
+    log = Path(__file__).resolve().parents[1] / "fixtures" / "edgetpu" / "full_map_ops.log"
+    exe = tmp_path / "bin" / "edgetpu_compiler"
+    exe.parent.mkdir()
+    exe.write_text(f'#!/bin/sh\nout="$3"; model="$4"\ncp "$model" "$out/model_edgetpu.tflite"\ncat {log}\n')
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{exe.parent}:{__import__('os').environ['PATH']}")
+    r = cli("convert", run_dir, "--profile", "coral-usb", "--json")
+    assert r.exit_code == 0, r.output
+    d = run_dir / "exports" / "coral-usb"
+    side = json.loads((d / "model.json").read_text())
+    assert side["format"] == "edgetpu-tflite" and side["file"] == "model_edgetpu.tflite" and side["cpu_file"] == "model.tflite"
+    assert (d / "model_edgetpu.tflite").exists() and (d / side["edgetpu"]["log_path"]).exists()
+    assert json.loads(r.stdout)[0]["status"] == "pass"
