@@ -82,6 +82,9 @@ def quantize(
     rec = load_recipe(recipe)
     if not rec.qat:
         raise RecipeError(f"recipe {rec.name} is post-training: there is no fine-tune step", f"run `edgepool export {run} --recipe {rec.name}`")
+    from ..quantize import qat_model
+
+    qat_model(r.load_model(), rec.name)  # a layer TFMOT cannot quantize fails here, before any progress bar
     with epoch_progress(f"QAT {rec.name}", enabled=not json_out) as cb:
         info = train_qat(r, rec, epochs=epochs, force=force, progress=cb)
     summary = {k: info[k] for k in ("recipe", "epochs", "float_test_accuracy", "qat_test_accuracy")}

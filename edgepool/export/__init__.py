@@ -93,7 +93,17 @@ def export(
                     sidecar.update(format="edgetpu-tflite", cpu_file=sidecar["file"], file=sidecar["edgetpu"]["edgetpu_path"])
         notes = sidecar.pop("_notes", [])
         if "edgetpu" in sidecar:
-            notes.append(sidecar["edgetpu"]["message"])
+            tpu = sidecar["edgetpu"]
+            notes.append(tpu["message"])
+            pred = tpu["prediction"]
+            notes.append(f"Edge TPU: {pred['mapped_ops']} ops mapped, {pred['cpu_ops']} on the CPU")
+            cpu = [op for op in pred["ops"] if not op["on_tpu"]]
+            # the ops that cannot run there themselves; the rest only follow them (one partition)
+            own = [op for op in cpu if op is cpu[0] or "not in the Edge TPU" in (op["reason"] or "")]
+            for op in own:
+                notes.append(f"  CPU op {op['index']} {op['op']}: {op['reason']}" + (f" -> {op['suggestion']}" if op.get("suggestion") else ""))
+            if len(cpu) > len(own):
+                notes.append(f"  and {len(cpu) - len(own)} more ops after them on the CPU (`edgepool inspect --profile coral-usb` lists each)")
         atomic_write_json(stage / SIDECAR, sidecar)
         atomic_write_text(stage / LABELS, "\n".join(run.labels) + "\n")
         verification: dict[str, Any] = {}
