@@ -33,11 +33,6 @@ def io_spec(model: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     return tensor_info(it.get_input_details()[0]), tensor_info(it.get_output_details()[0])
 
 
-def qat_source(run: Run, recipe: Any) -> Path:
-    """Where `edgepool quantize` keeps the QAT model of a recipe."""
-    return run.path / "qat" / recipe.name
-
-
 def build_tflite(run: Run, recipe: Any, progress: Any = None) -> tuple[bytes, dict[str, Any]]:
     """Model bytes for `recipe` (QAT fine-tune when the recipe asks and no QAT model is stored) + facts."""
     from ..quantize import convert_tflite
