@@ -89,7 +89,8 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     if not paths:
         raise InputError("nothing to benchmark", "pass exports, a run directory or .tflite files")
     targets: list[Target] = []
-    for p in map(Path, paths):
+    # absolute: the agent runs in its own working directory, so relative run paths would not resolve there
+    for p in (Path(x).absolute() for x in paths):
         if not p.exists():
             raise InputError(f"{p} does not exist", "pass an export folder, a run directory or a .tflite file")
         if p.is_dir() and p.suffix != ".mlpackage":

@@ -97,3 +97,11 @@ def test_bad_arguments(app, tmp_path):
     assert res.exit_code == 2 and "--runs" in res.output
     res = invoke(app, tmp_path, "--affinity", "x")
     assert res.exit_code == 2 and "--affinity" in res.output
+
+
+def test_relative_run_path_finds_its_test_samples(app, digits, monkeypatch):
+    """`edgepool benchmark runs/x` from the run's parent folder (what `make demo` does) measures accuracy."""
+    monkeypatch.chdir(digits.path.parent)
+    res = invoke(app, digits.path.name, *FAST, "--json", "--no-save")
+    assert res.exit_code == 0, res.output
+    assert all(m["accuracy"] is not None and m["error"] is None for m in json.loads(res.stdout)["results"])
