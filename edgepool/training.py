@@ -22,7 +22,7 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
-    patience: int = 10
+    patience: int = 20  # with cosine decay the last, low-LR epochs help most: stop only on a long stall
     seed: int = 0
     augment: bool = True
     max_shift: int | None = None  # pixels; default ~ 1/14 of the image side

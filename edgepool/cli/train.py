@@ -24,7 +24,7 @@ def train(
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Maximum epochs (early stopping on validation)")] = 40,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 64,
     lr: Annotated[float, typer.Option("--lr", help="Peak learning rate (cosine decay)")] = 3e-3,
-    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience in epochs")] = 10,
+    patience: Annotated[int, typer.Option("--patience", min=1, help="Early-stopping patience in epochs")] = 20,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the split, init and augmentation")] = 0,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off the small random shifts")] = False,
     channels: ChannelsOpt = None,
