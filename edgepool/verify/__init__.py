@@ -23,12 +23,23 @@ ATOL_FP32 = 1e-4
 RTOL_FP32 = 1e-5
 
 
+_REFERENCE: dict[tuple[str, int, bytes], np.ndarray] = {}
+
+
 def keras_logits(run: Run, x: np.ndarray) -> np.ndarray:
+    """The float Keras model's outputs on `x`; kept per (model file, inputs) so `convert --all` computes them once."""
+    import hashlib
+
     from .._tf import quiet_stderr
 
-    model = run.load_model()
-    with quiet_stderr():
-        return model.predict(x, batch_size=256, verbose=0)
+    if not run.model_path.is_file():
+        run.load_model()  # raises the run's "no model.keras" error
+    key = (str(run.model_path.resolve()), run.model_path.stat().st_mtime_ns, hashlib.sha1(x.tobytes()).digest())
+    if key not in _REFERENCE:
+        model = run.load_model()
+        with quiet_stderr():
+            _REFERENCE[key] = model.predict(x, batch_size=256, verbose=0)
+    return _REFERENCE[key]
 
 
 def run_tflite_child(model_file: Path, x: np.ndarray, timeout: float = 600) -> np.ndarray:
