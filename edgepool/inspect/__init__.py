@@ -209,7 +209,12 @@ def estimate_for(model: TfliteModel, arena: ArenaPlan, macs: int, profile: Any,
 
 
 def find_measured_latency(model_path: Path, profile_name: str | None = None) -> tuple[float, str] | None:
-    """Median latency of the newest benchmark in RUN/benchmarks/*.json for this export (read defensively)."""
+    """Median latency of this model in the newest RUN/benchmarks/<stamp>.json written by `edgepool benchmark`.
+
+    A result counts when it measured this very file and on the same device as `profile_name` (a local
+    benchmark without a profile is the `host-cpu` profile); a measurement on another device is never
+    shown next to an estimate.
+    """
     model_path = Path(model_path).resolve()
     export_dir = model_path.parent
     run = export_dir.parent.parent if export_dir.parent.name == "exports" else None
@@ -218,25 +223,21 @@ def find_measured_latency(model_path: Path, profile_name: str | None = None) -> 
     files = sorted((run / "benchmarks").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for f in files:
         try:
-            data = json.loads(f.read_text())
+            doc = json.loads(f.read_text())
         except (OSError, ValueError, UnicodeDecodeError):
             continue
-        if not isinstance(data, dict):
-            continue
-        lat = data.get("latency_ms")
-        med = lat.get("median") if isinstance(lat, dict) else None
-        if not isinstance(med, (int, float)) or isinstance(med, bool) or not math.isfinite(med) or med <= 0:
-            continue
-        ids = [data.get(k) for k in ("export", "export_name", "model", "model_path", "artifact")]
-        ids = [str(v) for v in ids if isinstance(v, (str, Path))]
-        if ids and not any(export_dir.name in v or model_path.name == Path(v).name and export_dir.name in str(Path(v).parent)
-                           for v in ids):
-            continue
-        prof = data.get("profile")
-        prof_name = prof.get("name") if isinstance(prof, dict) else prof
-        if profile_name and isinstance(prof_name, str) and prof_name != profile_name:
-            continue
-        return float(med), str(f)
+        results = doc.get("results") if isinstance(doc, dict) else None
+        for res in results if isinstance(results, list) else []:
+            if not isinstance(res, dict) or res.get("error") or not isinstance(res.get("model_path"), str):
+                continue
+            if Path(res["model_path"]).resolve() != model_path:
+                continue
+            measured_on = res.get("profile") or ("host-cpu" if res.get("device") == "local" else None)
+            if profile_name and measured_on != profile_name:
+                continue
+            med = (res.get("latency_ms") or {}).get("median")
+            if isinstance(med, (int, float)) and not isinstance(med, bool) and math.isfinite(med) and med > 0:
+                return float(med), str(f)
     return None
 
 

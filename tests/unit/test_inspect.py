@@ -131,10 +131,22 @@ def test_measured_latency_next_to_estimate(tmp_path, mixed):
     bench = tmp_path / "run" / "benchmarks"
     bench.mkdir()
     (bench / "a.json").write_text("{not json")
-    (bench / "b.json").write_text(json.dumps({"export": "int8", "latency_ms": {"median": 2.0}}))
-    est = estimate_model(exp / "model.tflite", "raspberry-pi-4")
-    assert est.measured_latency_ms == 2.0
-    assert est.achieved_fraction_of_peak == pytest.approx(est.macs / 0.002 / 96e9)
+    from edgepool.bench.protocol import BenchmarkResult, BenchOptions
+    from edgepool.bench.runner import results_document
+
+    def result(path, profile, median):  # what `edgepool benchmark` saves
+        return BenchmarkResult(name="int8", model_path=str(path), format="tflite", recipe="int8", device="local",
+                               profile=profile, model_size_bytes=1, threads=1, delegates=[], input_mode="random",
+                               latency_ms={"median": median})
+
+    other = tmp_path / "elsewhere.tflite"
+    doc = results_document([result(other, None, 9.0), result(exp / "model.tflite", None, 2.0)], BenchOptions())
+    (bench / "b.json").write_text(json.dumps(doc))
+    est = estimate_model(exp / "model.tflite", "host-cpu")
+    assert est.measured_latency_ms == 2.0 and est.measured_source.endswith("b.json")
+    assert est.achieved_fraction_of_peak == pytest.approx(est.macs / 0.002 / (est.peak_gmacs * 1e9))
+    # measured on this machine, not on a Raspberry Pi: never shown next to the Pi's estimate
+    assert estimate_model(exp / "model.tflite", "raspberry-pi-4").measured_latency_ms is None
 
 
 def test_edgepool_metadata_and_custom_op_reported(tmp_path, mixed):
