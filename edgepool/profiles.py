@@ -519,30 +519,12 @@ def _check_sources(path: Path, raw: dict[str, Any]) -> dict[str, str]:
 
 
 def recipe_facts(name: str) -> RecipeFacts:
-    """Read a recipe's format / weights / activations (via edgepool.quantize when it is there)."""
-    try:
-        from .quantize import load_recipe
-    except ImportError:
-        load_recipe = None
-    if load_recipe is not None:
-        r = load_recipe(name)
-        return RecipeFacts(
-            name=name,
-            format=str(r.format),
-            weights=getattr(r, "weights", None),
-            activations=getattr(r, "activations", None),
-            weight_compression=getattr(r, "weight_compression", None),
-        )
-    path = data_dir("quantization") / f"{name}.toml"
-    if not path.is_file():
-        raise RecipeError(f"no quantization recipe named {name!r}", f"see {data_dir('quantization')}")
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    """A recipe's format / weights / activations, from the one recipe loader (edgepool.quantize)."""
+    from .quantize import load_recipe
+
+    r = load_recipe(name)
     return RecipeFacts(
-        name=name,
-        format=raw.get("format", ""),
-        weights=raw.get("weights"),
-        activations=raw.get("activations"),
-        weight_compression=raw.get("weight_compression"),
+        name=name, format=r.format, weights=r.weights, activations=r.activations, weight_compression=r.weight_compression
     )
 
 

@@ -175,8 +175,9 @@ class Run:
 
     def normalize(self, x_raw: np.ndarray) -> np.ndarray:
         """Apply the run's recorded normalization: x = raw * scale + offset (float32)."""
-        spec = self.input_spec
-        return (x_raw.astype(np.float32) * np.float32(spec["scale"]) + np.float32(spec["offset"])).astype(np.float32)
+        from .datasets import normalize
+
+        return normalize(x_raw, self.input_spec["scale"], self.input_spec["offset"])
 
 
 def load_run(path: str | Path) -> Run:
