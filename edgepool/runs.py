@@ -100,6 +100,8 @@ def read_json(path: Path) -> Any:
         raise ModelError(f"{path} does not exist", "check the path") from None
     except json.JSONDecodeError as e:
         raise ModelError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})", "the file is corrupt; recreate it") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is not valid JSON ({e})", "the file is corrupt or unreadable; recreate it") from None
 
 
 @contextlib.contextmanager

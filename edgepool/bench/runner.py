@@ -10,7 +10,6 @@ a .tflite file is run as is (with its sibling model.json when there is one).
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import signal
 import time
 from collections.abc import Callable
@@ -54,10 +53,7 @@ class Target:
 def _read_sidecar(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path} is not valid JSON ({e})", "re-export the model") from None
+    data = runs.read_json(path)
     if not isinstance(data, dict):
         raise ModelError(f"{path} is not a model.json sidecar", "re-export the model")
     return data
