@@ -85,10 +85,15 @@ def benchmark(
         err = _common.err_console()
         for p in saved:
             err.print(f"[dim]saved {p}[/]")
+    finish(results)
+
+
+def finish(results: list[Any]) -> None:
+    """One error line per failed model; exit 130 if interrupted, else the failures' exit code."""
+    from .main import render_error
+
     failed = [r for r in results if r.error]
     for r in failed:
-        from .main import render_error
-
         render_error(EdgepoolError(r.error["message"], r.error.get("hint")))
     if any(r.interrupted for r in results):
         _common.err_console().print("[yellow]interrupted: finished windows were kept[/]")

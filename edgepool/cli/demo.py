@@ -64,7 +64,7 @@ def demo(
     # 3. benchmark on this machine: one export per distinct TFLite model
     from ..bench.protocol import BenchOptions
     from ..bench.runner import benchmark, save_results
-    from .benchmark import _progress, _table
+    from .benchmark import _progress, _table, finish
 
     seen: set[str] = set()
     targets = []
@@ -80,12 +80,5 @@ def demo(
     _table(bench)
     for p in save_results(bench, options):
         c.print(f"[dim]saved {p}[/]")
-    failed = [r for r in bench if r.error]
-    if failed:
-        from ..errors import EdgepoolError
-        from .main import render_error
-
-        for r in failed:
-            render_error(EdgepoolError(r.error["message"], r.error.get("hint")))
-        raise typer.Exit(max(int(r.error.get("exit_code", 2)) for r in failed))
+    finish(bench)
     c.print(f"next: [bold]edgepool inspect {run.path}/exports/host-cpu --profile raspberry-pi-5[/]")
