@@ -117,7 +117,7 @@ def export_rows(results: list[tuple[str, Any]]) -> list[dict[str, Any]]:
                 "path": str(res.path),
                 "size_bytes": res.size_bytes,
                 "accuracy": v.get("accuracy"),
-                "reference_accuracy": v.get("reference_accuracy", v.get("keras_accuracy")),
+                "reference_accuracy": v.get("reference_accuracy"),
                 "agreement": v.get("agreement"),
                 "max_abs_diff": v.get("max_abs_diff"),
                 "status": status,

@@ -63,6 +63,7 @@ def _unverified(reason: str, executor: str, keras_acc: float, crit: dict[str, An
         "executor": executor,
         "accuracy": None,
         "keras_accuracy": keras_acc,
+        "reference_accuracy": keras_acc,  # the name every verification record uses
         "agreement": None,
         "max_abs_diff": None,
         "max_rel_diff": None,
@@ -181,11 +182,21 @@ def verify_coreml(
     ok = agreement >= crit["min_agreement"] and (crit["atol"] is None or within)
     if crit["max_accuracy_drop"] is not None:
         ok = ok and (keras_acc - acc) <= crit["max_accuracy_drop"] + 1e-12
+    reasons = []
+    if agreement < crit["min_agreement"]:
+        reasons.append(f"agreement {agreement:.4f} < {crit['min_agreement']}")
+    if crit["atol"] is not None and not within:
+        reasons.append(f"outputs differ from Keras by up to {max_abs:.3g} (atol {crit['atol']}, rtol {crit['rtol']})")
+    if crit["max_accuracy_drop"] is not None and (keras_acc - acc) > crit["max_accuracy_drop"] + 1e-12:
+        reasons.append(f"accuracy drop {100 * (keras_acc - acc):.2f} pp > {100 * crit['max_accuracy_drop']:.2f} pp")
     return {
         "status": "pass" if ok else "fail",
+        **({"reason": "; ".join(reasons)} if not ok else {}),
         "executor": executor,
         "accuracy": acc,
         "keras_accuracy": keras_acc,
+        "reference_accuracy": keras_acc,  # the name every verification record uses
+        "accuracy_delta_pp": 100 * (acc - keras_acc),
         "agreement": agreement,
         "max_abs_diff": max_abs,
         "max_rel_diff": max_rel,
