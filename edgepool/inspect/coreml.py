@@ -25,7 +25,7 @@ def _const_size(spec_mod: Any, op: Any) -> tuple[int, float]:
         dims = [d.constant.size for d in tt.dimensions if d.HasField("constant")]
         n = math.prod(dims) if dims else 1
         elems += n
-        dname = spec_mod.MILSpec.DataType.Name(tt.dataType)
+        dname = spec_mod.DataType.Name(tt.dataType)
         nbytes += n * _DTYPE_BYTES.get(dname, 4)
     return elems, nbytes
 
@@ -35,8 +35,10 @@ def read_coreml(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise InputError(f"model {path} does not exist", "check the path")
-    import coremltools as ct
-    from coremltools.proto import MIL_pb2  # noqa: F401  (registers the MIL spec module)
+    from edgepool._tf import coremltools
+
+    ct = coremltools()
+    from coremltools.proto import MIL_pb2
 
     try:
         spec = ct.utils.load_spec(str(path))
@@ -48,8 +50,6 @@ def read_coreml(path: Path) -> dict[str, Any]:
     wbytes = 0.0
     kind = spec.WhichOneof("Type") or "unknown"
     if kind == "mlProgram":
-        import coremltools.proto as proto
-
         fn = spec.mlProgram.functions.get("main")
         if fn is None:
             raise InputError(f"{path} has no main function", "export it again")
@@ -59,7 +59,7 @@ def read_coreml(path: Path) -> dict[str, Any]:
             nonlocal params, wbytes
             for op in b.operations:
                 if op.type.startswith("const"):
-                    e, nb = _const_size(proto, op)
+                    e, nb = _const_size(MIL_pb2, op)
                     params += e
                     wbytes += nb
                     continue

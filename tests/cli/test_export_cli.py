@@ -59,6 +59,11 @@ def test_convert_every_builtin_profile(cli, run_dir):
     assert rows["coral-usb"]["recipe"] == "edgetpu-int8"
     # honest: no Edge TPU compiler here, so the Coral rows say so
     assert "not compiled for Edge TPU" in rows["coral-usb"]["status"]
+    # a real .mlpackage reads back in inspect: its ops and the parameters Keras has after BN folding
+    r = cli("inspect", run_dir / "exports" / "iphone-15-pro", "--json")
+    assert r.exit_code == 0, r.output
+    cm = json.loads(r.stdout)["coreml"]
+    assert cm["kind"] == "mlProgram" and {"conv", "relu", "classify"} <= set(cm["op_counts"]) and cm["params"] > 0
     r = cli("convert", run_dir, "--profile", "iphone-12", "--image-input", "--force", "--json")
     assert r.exit_code == 0, r.output
     side = json.loads((run_dir / "exports" / "iphone-12" / "model.json").read_text())
