@@ -72,3 +72,23 @@ def tfmot() -> ModuleType:
     import tensorflow_model_optimization
 
     return tensorflow_model_optimization
+
+
+def coremltools() -> ModuleType:
+    """Import and return coremltools, without its import-time chatter on Linux (version warnings,
+    "Failed to load _MLModelProxy": Core ML itself exists only on macOS). Later imports are cached."""
+    if "coremltools" in sys.modules:
+        return sys.modules["coremltools"]
+    tf()  # coremltools' TensorFlow frontend imports TensorFlow: do it the quiet way first
+    import logging
+    import warnings
+
+    with quiet_stderr(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        level = logging.root.manager.disable
+        logging.disable(logging.WARNING)
+        try:
+            import coremltools as ct
+        finally:
+            logging.disable(level)
+    return ct

@@ -109,7 +109,10 @@ def verify_export_dir(export_dir: Path, run: Run, sidecar: dict[str, Any], recip
     if fmt in ("tflite", "edgetpu-tflite"):
         return verify_tflite(model_file, run, recipe)
     if fmt == "coreml":
+        from .._tf import coremltools
         from .coreml import verify_coreml
+
+        coremltools()
 
         x_raw, y = run.test_data()
         ref = keras_logits(run, run.normalize(x_raw))
