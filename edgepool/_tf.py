@@ -79,7 +79,7 @@ def coremltools() -> ModuleType:
     "Failed to load _MLModelProxy": Core ML itself exists only on macOS). Later imports are cached."""
     if "coremltools" in sys.modules:
         return sys.modules["coremltools"]
-    tf()  # coremltools' TensorFlow frontend imports TensorFlow: do it the quiet way first
+    _quiet_env()  # in case coremltools pulls TensorFlow in: Keras 2, quiet logs
     import logging
     import warnings
 
