@@ -47,15 +47,20 @@ def _quiet_env() -> None:
 def tf() -> ModuleType:
     """Import and return tensorflow."""
     _quiet_env()
-    if "tensorflow" in sys.modules:
+    if _ready:
         return sys.modules["tensorflow"]
+    # also when another package (coremltools) imported TensorFlow already: the probe below still has to run
     with quiet_stderr():
         import tensorflow  # noqa: TID251
 
         tensorflow.config.list_physical_devices("GPU")  # CUDA probing logs its failure here, silenced
 
     tensorflow.get_logger().setLevel("ERROR")
+    _ready.append(True)
     return tensorflow
+
+
+_ready: list[bool] = []  # set once tf() has imported and quietly probed TensorFlow
 
 
 def keras() -> ModuleType:
