@@ -72,11 +72,7 @@ def export(
 
     recipe = load_recipe(recipe)
     target = Path(out) if out else run.exports_dir() / (name or getattr(profile, "name", None) or recipe.name)
-    if target.exists() and not force:
-        from ..errors import ExistsError
-
-        raise ExistsError(f"export {target} already exists", "pass --force to overwrite it, or choose another --out")
-    with staged_dir(target, force=force, what="export") as stage:
+    with staged_dir(target, force=force, what="export") as stage:  # refuses an existing export before any work
         if recipe.format == "coreml":
             from .coreml_flow import export_coreml_run
 
