@@ -39,6 +39,9 @@ class QuantRecipe:
     input_type: str = "float32"
     output_type: str = "float32"
     calibration_samples: int = 300
+    # int8 weights: one scale per output channel (TFLite's default) or one per tensor (smaller
+    # files, runs on every int8 backend; `benchmarks/quantization.py` measures what it costs)
+    per_channel: bool = True
     qat_epochs: int = 0
     qat_learning_rate: float = 5e-4
     compute_precision: str = "float16"
@@ -76,6 +79,7 @@ _KEYS: dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None, tuple[str, ...]
     "input_type": ((str,), IO_TYPES, ("tflite",)),
     "output_type": ((str,), IO_TYPES, ("tflite",)),
     "calibration_samples": ((int,), None, ("tflite",)),
+    "per_channel": ((bool,), None, ("tflite",)),
     "qat_epochs": ((int,), None, ("tflite",)),
     "qat_learning_rate": ((float, int), None, ("tflite",)),
     "compute_precision": ((str,), PRECISIONS, ("coreml",)),
@@ -130,7 +134,7 @@ def _parse(path: Path) -> QuantRecipe:
         if key not in _KEYS:
             raise RecipeError(f"{path}: unknown key {key!r}", f"allowed keys: {', '.join(_KEYS)}")
         types, allowed, formats = _KEYS[key]
-        if not isinstance(value, types) or isinstance(value, bool):
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise RecipeError(f"{path}: key {key!r} must be {' or '.join(t.__name__ for t in types)}, not {type(value).__name__}", "fix the value's type")
         if allowed is not None and value not in allowed:
             raise RecipeError(f"{path}: key {key!r} is {value!r}", f"allowed: {', '.join(map(str, allowed))}")
@@ -153,6 +157,10 @@ def _check_consistent(r: QuantRecipe) -> None:
         raise RecipeError(f"{where}: calibration_samples {r.calibration_samples} is out of range", "use 1..100000 (a few hundred is typical)")
     if r.qat_epochs < 0 or r.qat_epochs > 1000:
         raise RecipeError(f"{where}: qat_epochs {r.qat_epochs} is out of range", "use 0 (no QAT) up to a few epochs")
+    if not r.per_channel and r.weights != "int8":
+        raise RecipeError(f"{where}: per_channel applies to int8 weights only", "remove per_channel, or set weights = \"int8\"")
+    if r.qat and not r.per_channel:
+        raise RecipeError(f"{where}: QAT fake-quantizes conv weights per channel (TFMOT's default scheme)", "remove per_channel = false from a QAT recipe; per-tensor is for post-training recipes")
     if r.qat and r.activations != "int8":
         raise RecipeError(f"{where}: QAT (qat_epochs > 0) needs full-integer activations", "set activations = \"int8\"")
     if not 0 <= r.min_agreement <= 1:
@@ -178,6 +186,8 @@ def convert_tflite(model: Any, recipe: QuantRecipe, calib_x: np.ndarray | None =
         conv.target_spec.supported_types = [t.float16]
     elif recipe.weights == "int8":
         conv.optimizations = [t.lite.Optimize.DEFAULT]
+        # the converter's only switch for per-tensor weights (tf.lite has no public one in 2.21)
+        conv._experimental_disable_per_channel = not recipe.per_channel
     if recipe.full_integer:
         if calib_x is None or not len(calib_x):
             raise ExportError(f"recipe {recipe.name} needs calibration samples", "the run's data/calib.npz is missing; re-train the run")

@@ -60,6 +60,21 @@ def test_int8_is_smaller_than_float32(exports):
     assert exports["int8"].size_bytes < exports["float32"].size_bytes
 
 
+def _conv_weight_scales(export_result) -> list[int]:
+    """Number of weight scales of every CONV_2D in the export (1 = per-tensor)."""
+    from edgepool.inspect.tflite import read_tflite
+
+    sg = read_tflite(export_result.path / "model.tflite").subgraphs[0]
+    return [len(sg.tensors[op.inputs[1]].quantization.scale) for op in sg.ops if op.name == "CONV_2D"]
+
+
+def test_int8_recipe_is_per_tensor_and_edgetpu_per_channel(exports):
+    """`per_channel` in a recipe reaches the converter: int8 has one scale per weight tensor."""
+    per_tensor, per_channel = _conv_weight_scales(exports["int8"]), _conv_weight_scales(exports["edgetpu-int8"])
+    assert per_tensor and set(per_tensor) == {1}
+    assert all(n > 1 for n in per_channel) and len(per_channel) == len(per_tensor)
+
+
 def test_verification_fails_loudly_on_a_wrong_model(run_copy, exports, tmp_path):
     """A float32 export whose weights were changed must fail parity (the check can fail)."""
     from edgepool.quantize import load_recipe

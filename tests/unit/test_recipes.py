@@ -12,6 +12,8 @@ def test_every_shipped_recipe_validates():
     for r in list_recipes():
         assert r.description
     assert load_recipe("int8").full_integer and load_recipe("int8-qat").qat
+    # int8 PTQ keeps one weight scale per tensor (see its file); the others keep TFLite's per-channel
+    assert not load_recipe("int8").per_channel and load_recipe("int8-qat").per_channel
     e = load_recipe("edgetpu-int8")
     assert (e.input_type, e.output_type) == ("uint8", "uint8")
 
@@ -35,6 +37,11 @@ BASE = 'schema_version = 1\ndescription = "x"\nformat = "tflite"\n'
         ('weights = "float32"\nactivations = "int8"\n', "int8 activations need int8 weights"),
         ('input_type = "int8"\n', "needs activations"),
         ('weights = "int8"\nactivations = "int8"\ncalibration_samples = 0\n', "out of range"),
+        ('weights = "int8"\nper_channel = "no"\n', "'per_channel' must be bool, not str"),
+        ('weights = "int8"\nper_channel = 0\n', "'per_channel' must be bool, not int"),
+        ("per_channel = false\n", "per_channel applies to int8 weights only"),
+        ('weights = "int8"\nactivations = "int8"\nqat_epochs = 2\nper_channel = false\n', "QAT fake-quantizes"),
+        ('calibration_samples = true\n', "must be int, not bool"),
     ],
 )
 def test_recipe_rejections_name_file_and_key(tmp_path, extra, match):
