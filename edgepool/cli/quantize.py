@@ -121,6 +121,7 @@ def export_rows(results: list[tuple[str, Any]]) -> list[dict[str, Any]]:
                 "agreement": v.get("agreement"),
                 "max_abs_diff": v.get("max_abs_diff"),
                 "status": status,
+                "hint": v.get("hint"),
                 "notes": res.notes,
             }
         )
@@ -175,11 +176,12 @@ def export(
 
 
 def _fail_on(rows: list[dict[str, Any]]) -> None:
-    bad = [r for r in rows if r["status"] == "fail"]
+    bad = [r for r in rows if r["status"].startswith("fail")]  # also "fail (not compiled for Edge TPU)"
     if bad:
         from ..errors import GateFailure
 
-        raise GateFailure(f"verification failed for {', '.join(r['target'] for r in bad)}", "see verify.json in the export directory")
+        hints = sorted({r["hint"] for r in bad if r.get("hint")})
+        raise GateFailure(f"verification failed for {', '.join(r['target'] for r in bad)}", "; ".join(hints) or "see verify.json in the export directory")
 
 
 def verify(
@@ -202,4 +204,4 @@ def verify(
     if v.get("status") == "fail":
         from ..errors import GateFailure
 
-        raise GateFailure(f"verification of {export_path} failed: {v.get('reason')}", "re-export, or use a less aggressive recipe")
+        raise GateFailure(f"verification of {export_path} failed: {v.get('reason')}", v.get("hint") or "re-export, or use a less aggressive recipe")

@@ -110,7 +110,7 @@ def export(
             atomic_write_json(stage / VERIFY, verification)
     result = ExportResult(target, sidecar, verification, notes)
     if strict and verification.get("status") == "fail":
-        raise GateFailure(f"verification of {target} failed: {verification.get('reason')}", f"see {target / VERIFY}")
+        raise GateFailure(f"verification of {target} failed: {verification.get('reason')}", verification.get("hint") or f"see {target / VERIFY}")
     return result
 
 

@@ -89,7 +89,19 @@ def compare(out: np.ndarray, ref: np.ndarray, y: np.ndarray, recipe: Any, float_
         res["status"] = "fail" if problems else "pass"
         if problems:
             res["reason"] = "; ".join(problems)
+            res["hint"] = quantization_hint(recipe)
     return res
+
+
+def quantization_hint(recipe: Any) -> str:
+    """What to try when a quantized export loses too much: the next less lossy step from `recipe`."""
+    if recipe.qat:
+        return f"fine-tune longer: `edgepool quantize RUN --recipe {recipe.name} --epochs N` with N above {recipe.qat_epochs}"
+    if recipe.weights == "int8" and not recipe.per_channel:
+        return "copy the recipe file with per_channel = true (one weight scale per channel), or use int8-qat"
+    if recipe.full_integer:
+        return "use int8-qat (quantization-aware training), or dynamic-int8 if the device runs float activations"
+    return "use float32, or a recipe with less weight compression"
 
 
 def verify_tflite(model_file: Path, run: Run, recipe: Any) -> dict[str, Any]:
