@@ -18,7 +18,7 @@ def embed(model: bytes, meta: dict[str, Any]) -> bytes:
     from ai_edge_litert import schema_py_generated as schema
 
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
-    payload = json.dumps(meta, sort_keys=True).encode("utf-8")
+    payload = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
     buf = schema.BufferT()
     buf.data = np.frombuffer(payload, dtype=np.uint8)
     m.buffers = list(m.buffers or [])
