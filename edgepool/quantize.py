@@ -68,6 +68,18 @@ class QuantRecipe:
         d["path"] = str(self.path)
         return d
 
+    def settings(self) -> dict[str, Any]:
+        """The fields that mean something for this recipe's format (what `recipes show` prints)."""
+        return {k: v for k, v in self.to_dict().items() if k not in _KEYS or self.format in _KEYS[k][2]}
+
+    @property
+    def weights_label(self) -> str:
+        """`int8 per-tensor`, `float16`, `float16 (palettize 6-bit)` ... for tables."""
+        if self.format != "tflite":
+            w = self.weight_compression + (f" {self.palettize_nbits}-bit" if self.weight_compression == "palettize" else "")
+            return f"{self.compute_precision} ({w})"
+        return f"int8 per-{'channel' if self.per_channel else 'tensor'}" if self.weights == "int8" else self.weights
+
 
 # key -> (type(s), allowed values or None, formats it applies to)
 _KEYS: dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None, tuple[str, ...]]] = {

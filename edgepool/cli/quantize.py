@@ -37,10 +37,9 @@ def recipes_list(json_out: JsonOpt = False) -> None:
         t.add_column(col)
     for r in rs:
         if r.format == "tflite":
-            t.add_row(r.name, r.format, r.weights, r.activations, f"{r.input_type}/{r.output_type}", str(r.qat_epochs or "-"), r.description)
+            t.add_row(r.name, r.format, r.weights_label, r.activations, f"{r.input_type}/{r.output_type}", str(r.qat_epochs or "-"), r.description)
         else:
-            w = r.weight_compression + (f" {r.palettize_nbits}-bit" if r.weight_compression == "palettize" else "")
-            t.add_row(r.name, r.format, f"{r.compute_precision} ({w})", r.compute_precision, "-", "-", r.description)
+            t.add_row(r.name, r.format, r.weights_label, r.compute_precision, "-", "-", r.description)
     _common.console().print(t)
 
 
@@ -56,7 +55,7 @@ def recipes_show(name: Annotated[str, typer.Argument(help="Recipe name or .toml 
     from rich.table import Table
 
     t = Table(title=f"recipe {r.name}", show_header=False)
-    for k, v in r.to_dict().items():
+    for k, v in r.settings().items():
         t.add_row(k, str(v))
     _common.console().print(t)
 

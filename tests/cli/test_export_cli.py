@@ -17,7 +17,10 @@ def test_recipes_list_and_show(cli):
     r = cli("recipes", "list", "--json")
     assert r.exit_code == 0 and "int8-qat" in {x["name"] for x in json.loads(r.stdout)}
     r = cli("recipes", "show", "edgetpu-int8")
-    assert r.exit_code == 0 and "uint8" in r.stdout
+    assert r.exit_code == 0 and "uint8" in r.stdout and "per_channel" in r.stdout
+    assert "compute_precision" not in r.stdout  # only the keys that apply to a tflite recipe
+    r = cli("recipes", "list")
+    assert "int8 per-tensor" in r.stdout and "int8 per-channel" in r.stdout
     r = cli("recipes", "show", "nope")
     assert r.exit_code == 2 and "unknown recipe" in r.stderr
 
