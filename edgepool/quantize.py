@@ -40,7 +40,7 @@ class QuantRecipe:
     output_type: str = "float32"
     calibration_samples: int = 300
     # int8 weights: one scale per output channel (TFLite's default) or one per tensor (smaller
-    # files, runs on every int8 backend; `benchmarks/quantization.py` measures what it costs)
+    # files, runs on every int8 backend; `benchmarks/per_channel.py` measures what it costs)
     per_channel: bool = True
     qat_epochs: int = 0
     qat_learning_rate: float = 5e-4

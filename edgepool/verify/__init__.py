@@ -95,6 +95,10 @@ def compare(out: np.ndarray, ref: np.ndarray, y: np.ndarray, recipe: Any, float_
 
 def quantization_hint(recipe: Any) -> str:
     """What to try when a quantized export loses too much: the next less lossy step from `recipe`."""
+    if recipe.format == "coreml":
+        if recipe.weight_compression == "none":
+            return "use coreml-fp32: FP16 rounding is too coarse for this model"
+        return "use coreml-fp16 (no weight compression), or more palette bits (palettize_nbits) in a copy of the recipe"
     if recipe.qat:
         return f"fine-tune longer: `edgepool quantize RUN --recipe {recipe.name} --epochs N` with N above {recipe.qat_epochs}"
     if recipe.weights == "int8" and not recipe.per_channel:

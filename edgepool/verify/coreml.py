@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import quantization_hint
 from .mil import UnsupportedOp, load_program, run
 
 BATCH = 64
@@ -192,6 +193,7 @@ def verify_coreml(
     return {
         "status": "pass" if ok else "fail",
         **({"reason": "; ".join(reasons)} if not ok else {}),
+        **({"hint": quantization_hint(recipe)} if not ok and recipe is not None else {}),
         "executor": executor,
         "accuracy": acc,
         "keras_accuracy": keras_acc,

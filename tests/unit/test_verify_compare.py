@@ -46,6 +46,13 @@ def test_quantized_failure_says_what_to_try(recipe, hint):
     assert hint in v["hint"]
 
 
+def test_core_ml_hints():
+    from edgepool.verify import quantization_hint
+
+    assert "coreml-fp32" in quantization_hint(load_recipe("coreml-fp16"))
+    assert "coreml-fp16" in quantization_hint(load_recipe("coreml-palettize"))
+
+
 def test_a_failed_coral_row_fails_the_command():
     """A Coral row reads "fail (not compiled for Edge TPU)": it must still fail `convert`."""
     from edgepool.cli.quantize import _fail_on
