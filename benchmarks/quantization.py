@@ -62,10 +62,10 @@ def main() -> int:
     lat = {r: median_latency_ms(res[r].path / "model.tflite") for r in recipes}
     f32 = res["float32"]
     print(f"run {run.path}: keras test accuracy {100 * run.manifest['metrics']['test_accuracy']:.2f}%")
-    print(f"{'recipe':14} {'size':>9} {'x smaller':>9} {'accuracy':>9} {'Δ pp':>6} {'agreement':>9} {'median ms':>10} {'x f32':>6} status")
+    print(f"{'recipe':17} {'size':>9} {'x smaller':>9} {'accuracy':>9} {'Δ pp':>6} {'agreement':>9} {'median ms':>10} {'x f32':>6} status")
     for r in recipes:
         v = res[r].verification
-        print(f"{r:14} {res[r].size_bytes:>9} {f32.size_bytes / res[r].size_bytes:>9.2f} {100 * v['accuracy']:>8.2f}% "
+        print(f"{r:17} {res[r].size_bytes:>9} {f32.size_bytes / res[r].size_bytes:>9.2f} {100 * v['accuracy']:>8.2f}% "
               f"{v['accuracy_delta_pp']:>+6.2f} {100 * v['agreement']:>8.2f}% {lat[r]:>10.4f} {lat[r] / lat['float32']:>6.2f} {v['status']}")
     q, p, pc = res["int8-qat"].verification, res["int8"].verification, res[PER_CHANNEL].verification
     print()
