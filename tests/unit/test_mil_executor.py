@@ -362,10 +362,15 @@ def test_classify_gives_labels_and_probabilities(mb):
 # ---------------------------------------------------------------- weight decompression
 
 
-def _materialized(prog, op_type):
-    ops = [op for op in prog.functions["main"].operations if op.op_type == op_type]
-    assert ops, f"no {op_type} in the program"
-    return ops
+def _check_constexprs(prog, op_types, rtol):
+    """Each constexpr op of these types, decompressed by our executor, equals coremltools' own value."""
+    for op_type in op_types:
+        ops = [op for op in prog.functions["main"].operations if op.op_type == op_type]
+        assert ops, f"no {op_type} in the program"
+        for op in ops:
+            ref = op.materialized_val_inference() if hasattr(op, "materialized_val_inference") else op.value_inference()
+            got = mil.OPS[op.op_type](None, {k: mil._resolve(v, {}) for k, v in op.inputs.items()})
+            np.testing.assert_allclose(got, np.asarray(ref, np.float32), rtol=rtol)
 
 
 def test_constexpr_ops_match_coremltools_reference(mb):
@@ -387,16 +392,7 @@ def test_constexpr_ops_match_coremltools_reference(mb):
 
     p = mil.program_from_pymil(prog16)
     x = RNG.normal(size=(1, 3)).astype(np.float32)
-    for op in _materialized(prog16, "constexpr_affine_dequantize") + _materialized(
-        prog16, "constexpr_lut_to_dense"
-    ):
-        ref = (
-            op.materialized_val_inference()
-            if hasattr(op, "materialized_val_inference")
-            else op.value_inference()
-        )
-        got = mil.OPS[op.op_type](None, {k: mil._resolve(v, {}) for k, v in op.inputs.items()})
-        np.testing.assert_allclose(got, ref, rtol=1e-6)
+    _check_constexprs(prog16, ["constexpr_affine_dequantize", "constexpr_lut_to_dense"], rtol=1e-6)
     a_ref = q.astype(np.float32) * scale[:, None]
     b_ref = lut16[idx].reshape(4, 3)
     np.testing.assert_allclose(mil.run(p, {"x": x})[p.output_names[0]], x @ a_ref.T + b_ref.sum(1), rtol=1e-5)
@@ -413,16 +409,7 @@ def test_constexpr_ops_match_coremltools_reference(mb):
         b = mb.constexpr_lut_to_dense(indices=idx18.astype(types.np_uint4_dtype), lut=lut18)
         return mb.add(x=mb.matmul(x=x, y=a, transpose_y=True), y=mb.matmul(x=x, y=b, transpose_y=True))
 
-    for op in _materialized(prog18, "constexpr_blockwise_shift_scale") + _materialized(
-        prog18, "constexpr_lut_to_dense"
-    ):
-        ref = (
-            op.materialized_val_inference()
-            if hasattr(op, "materialized_val_inference")
-            else op.value_inference()
-        )
-        got = mil.OPS[op.op_type](None, {k: mil._resolve(v, {}) for k, v in op.inputs.items()})
-        np.testing.assert_allclose(got, np.asarray(ref, np.float32), rtol=1e-3)
+    _check_constexprs(prog18, ["constexpr_blockwise_shift_scale", "constexpr_lut_to_dense"], rtol=1e-3)
 
 
 def test_unpack_indices_lsb_first():
