@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from . import _common
 
-profiles_app = typer.Typer(
-    help="Device profiles: list, show and validate them.",
-    no_args_is_help=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+if TYPE_CHECKING:
+    from .. import profiles as profiles_mod
+
+profiles_app = _common.command_group("Device profiles: list, show and validate them.")
 
 
 def register(app: typer.Typer) -> None:
@@ -33,16 +32,30 @@ def _num(x: float | None, fmt: str = "g") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def _flag_broken(broken: list[profiles_mod.BrokenProfile]) -> None:
+    """One line per profile file that does not load, then exit 2."""
+    for b in broken:
+        typer.echo(f"invalid: {b.error}", err=True)
+    if broken:
+        raise typer.Exit(2)
+
+
 @profiles_app.command("list")
 def list_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
-    """List every device profile a name resolves to (user profiles shadow built-ins)."""
+    """List every device profile a name resolves to (user profiles shadow built-ins).
+
+    A profile file that does not load is flagged on stderr (one line each) and the exit code is 2;
+    the others are listed all the same.
+    """
     from .. import profiles
 
-    items = profiles.list_profiles()
+    broken: list[profiles.BrokenProfile] = []
+    items = profiles.list_profiles(errors=broken)
     if json_out:
         _common.print_json([p.to_dict() for p in items])
+        _flag_broken(broken)
         return
     _notices()
     from rich.table import Table
@@ -59,7 +72,7 @@ def list_cmd(
             p.display_name,
             runtime,
             p.recipe,
-            p.transport,
+            p.transport.value,
             _num(p.peak_gmacs_int8),
             _num(p.peak_gmacs_fp32),
             f"{_num(p.idle_power_w)}/{_num(p.active_power_w)}",
@@ -67,6 +80,7 @@ def list_cmd(
             "built-in" if p.builtin else ("user (shadows built-in)" if p.shadows else "user"),
         )
     _common.console().print(table)
+    _flag_broken(broken)
 
 
 @profiles_app.command("show")
@@ -76,15 +90,15 @@ def show_cmd(
 ) -> None:
     """Show one profile with the source of every number."""
     from .. import profiles
+    from ..types import Runtime
 
     p = profiles.resolve(name)
     if json_out:
         _common.print_json(p.to_dict())
         return
-    if p.shadows:
-        _common.err_console().print(
-            f"notice: profile {p.name} from {p.path} shadows the built-in one", soft_wrap=True, markup=False
-        )
+    notice = profiles.shadow_notice(p)
+    if notice:
+        _common.err_console().print(notice, soft_wrap=True, markup=False)
     from rich.markup import escape
     from rich.table import Table
 
@@ -97,9 +111,9 @@ def show_cmd(
         ("threads", str(p.threads)),
         ("delegates", ", ".join(p.delegates) or "-"),
     ]
-    if p.runtime.value == "coreml":
+    if p.runtime is Runtime.COREML:
         rows += [("compute units", p.compute_units or "-"), ("deployment target", p.minimum_deployment_target or "-")]
-    rows.append(("transport", p.transport))
+    rows.append(("transport", p.transport.value))
     t = Table(show_header=False, box=None)
     t.add_column(style="dim")
     t.add_column()

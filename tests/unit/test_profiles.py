@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from edgepool import profiles
-from edgepool._paths import data_dir
+from edgepool import config, profiles
 from edgepool.errors import ProfileError
-from edgepool.profiles import DeploymentTarget, RecipeFacts, Runtime
+from edgepool.recipes import QuantRecipe, load_recipe
+from edgepool.types import Compression, DeploymentTarget, RecipeFormat, Runtime, Transport
 
 SHIPPED = sorted(p.stem for p in profiles.builtin_dir().glob("*.toml"))
 REQUIRED = ["raspberry-pi-4", "raspberry-pi-5", "coral-usb", "coral-dev-board", "iphone-12", "iphone-15-pro", "pixel-8", "host-cpu"]
@@ -44,12 +44,6 @@ peak_gmacs_fp32 = "estimate: 4 x 1.5 x 8"
 """
 
 
-def need_recipes(*names: str) -> None:
-    missing = [n for n in names if not (data_dir("quantization") / f"{n}.toml").is_file()]
-    if missing:
-        pytest.skip(f"recipe(s) not shipped yet: {', '.join(missing)}")
-
-
 def write(tmp_path: Path, text: str, name: str = "test-board") -> Path:
     p = tmp_path / f"{name}.toml"
     p.write_text(text)
@@ -79,18 +73,23 @@ def test_required_devices_are_shipped() -> None:
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_profile_validates(name: str) -> None:
     path = profiles.builtin_dir() / f"{name}.toml"
-    import tomllib
-
-    need_recipes(tomllib.loads(path.read_text())["recipe"])
-    p = profiles.validate_file(path)
+    p = profiles.validate_file(path)  # a recipe it names that is missing or unfit fails here, never skips
     assert p.name == name and p.builtin
     for key in profiles.NUMBER_KEYS:
         if getattr(p, key) is not None:
             kind = p.sources[key].split(":", 1)[0]
-            assert kind in profiles.SOURCE_KINDS
+            assert kind in config.SOURCE_KINDS
             if kind == "estimate":
                 assert len(p.sources[key]) > len("estimate: ") + 10  # says how
     assert p.to_dict()["runtime"] == p.runtime.value
+    assert isinstance(p.runtime, Runtime) and isinstance(p.transport, Transport)
+    assert p.to_dict()["transport"] == p.transport.value and type(p.to_dict()["transport"]) is str
+    if p.runtime is Runtime.COREML:
+        assert isinstance(p.deployment_target, DeploymentTarget)
+        assert p.minimum_deployment_target == p.deployment_target.name == p.to_dict()["minimum_deployment_target"]
+        assert load_recipe(p.recipe).coreml_target_problem(p.deployment_target) is None
+    else:
+        assert p.deployment_target is None and p.minimum_deployment_target is None
 
 
 def test_shipped_runtimes_and_recipes_match_the_issue() -> None:
@@ -107,11 +106,11 @@ def test_shipped_runtimes_and_recipes_match_the_issue() -> None:
 
 
 def test_valid_user_file_loads(tmp_path: Path) -> None:
-    need_recipes("int8")
     p = profiles.load_profile(write(tmp_path, VALID))
-    assert p.runtime is Runtime.TFLITE and p.delegates == ("xnnpack",)
+    assert p.runtime is Runtime.TFLITE and p.transport is Transport.SSH and p.delegates == ("xnnpack",)
     assert p.ram_budget_mb == 256 and isinstance(p.latency_target_ms, float)
     assert p.battery_wh is None and p.compute_units is None and not p.builtin
+    assert isinstance(p.idle_power_w, float) and isinstance(p.peak_gmacs_int8, float)
     assert p.runtime_version_tuple == (2, 14) > (2, 5)
 
 
@@ -173,12 +172,16 @@ def test_bad_file_name(tmp_path: Path) -> None:
 # ---- recipe / runtime capability
 
 
+def _recipe(name: str, fmt: RecipeFormat, **kw: object) -> QuantRecipe:
+    return QuantRecipe(name=name, description="test", format=fmt, path=Path(f"{name}.toml"), **kw)  # type: ignore[arg-type]
+
+
 def test_runtime_recipe_capability() -> None:
-    i8 = RecipeFacts("int8", "tflite", "int8", "int8")
-    fp = RecipeFacts("float32", "tflite", "float32", "float32")
-    dyn = RecipeFacts("dynamic-int8", "tflite", "int8", "float32")
-    cm = RecipeFacts("coreml-fp16", "coreml", weight_compression="none")
-    pal = RecipeFacts("coreml-palettize", "coreml", weight_compression="palettize")
+    i8 = _recipe("int8", RecipeFormat.TFLITE, weights="int8", activations="int8")
+    fp = _recipe("float32", RecipeFormat.TFLITE)
+    dyn = _recipe("dynamic-int8", RecipeFormat.TFLITE, weights="int8")
+    cm = _recipe("coreml-fp16", RecipeFormat.COREML)
+    pal = _recipe("coreml-palettize", RecipeFormat.COREML, weight_compression=Compression.PALETTIZE)
     assert profiles.recipe_problem(Runtime.TFLITE, i8) is None
     assert profiles.recipe_problem(Runtime.TFLITE, fp) is None
     assert profiles.recipe_problem(Runtime.EDGETPU, i8) is None
@@ -190,18 +193,19 @@ def test_runtime_recipe_capability() -> None:
     assert profiles.recipe_problem(Runtime.COREML, cm, DeploymentTarget.iOS15) is None
     assert "iOS16" in profiles.recipe_problem(Runtime.COREML, pal, DeploymentTarget.iOS15)
     assert profiles.recipe_problem(Runtime.COREML, pal, DeploymentTarget.iOS16) is None
+    pal3 = _recipe("pal3", RecipeFormat.COREML, weight_compression=Compression.PALETTIZE, palettize_nbits=3)
+    assert "iOS18" in profiles.recipe_problem(Runtime.COREML, pal3, DeploymentTarget.iOS17)
 
 
 def test_real_recipes_against_runtimes() -> None:
-    need_recipes("float32", "dynamic-int8", "int8", "edgetpu-int8")
-    assert profiles.recipe_problem(Runtime.EDGETPU, profiles.recipe_facts("float32"))
-    assert profiles.recipe_problem(Runtime.EDGETPU, profiles.recipe_facts("dynamic-int8"))
-    assert profiles.recipe_problem(Runtime.EDGETPU, profiles.recipe_facts("edgetpu-int8")) is None
-    assert profiles.recipe_problem(Runtime.COREML, profiles.recipe_facts("int8"))
+    assert profiles.recipe_problem(Runtime.EDGETPU, load_recipe("float32"))
+    assert profiles.recipe_problem(Runtime.EDGETPU, load_recipe("dynamic-int8"))
+    assert profiles.recipe_problem(Runtime.EDGETPU, load_recipe("edgetpu-int8")) is None
+    assert profiles.recipe_problem(Runtime.COREML, load_recipe("int8"))
+    assert profiles.recipe_problem(Runtime.COREML, load_recipe("coreml-int8"), DeploymentTarget.iOS15)
 
 
 def test_float_recipe_on_edgetpu_profile_is_an_error(tmp_path: Path) -> None:
-    need_recipes("float32")
     text = (VALID.replace('runtime = "tflite"', 'runtime = "edgetpu"')
             .replace('delegates = ["xnnpack"]', 'delegates = ["edgetpu"]')
             .replace('recipe = "int8"', 'recipe = "float32"'))
@@ -210,7 +214,6 @@ def test_float_recipe_on_edgetpu_profile_is_an_error(tmp_path: Path) -> None:
 
 
 def test_coreml_profile_checks(tmp_path: Path) -> None:
-    need_recipes("int8")
     coreml = (VALID.replace('runtime = "tflite"', 'runtime = "coreml"')
               .replace('runtime_package = "tflite-runtime"', 'runtime_package = "ios"')
               .replace('runtime_version = "2.14"', 'runtime_version = "17"')
@@ -222,6 +225,17 @@ def test_coreml_profile_checks(tmp_path: Path) -> None:
     assert "Core ML" in e.message
     expect_error(write(tmp_path, coreml.replace('"iOS15"', '"iOS9"')), "minimum_deployment_target")
     expect_error(write(tmp_path, coreml.replace('"iOS15"', '"iOS18"')), "minimum_deployment_target")
+    # compressed Core ML weights need iOS16: the rule lives on the recipe, the profile applies it
+    text = coreml.replace('compute_units = "CPU_AND_NE"', 'compute_units = "ALL"').replace('"int8"', '"coreml-int8"')
+    e = expect_error(write(tmp_path, text), "recipe")
+    assert "iOS16" in e.message
+    p = profiles.load_profile(write(tmp_path, text.replace('"iOS15"', '"iOS16"')))
+    assert p.deployment_target is DeploymentTarget.iOS16 and p.minimum_deployment_target == "iOS16"
+    assert p.compute_units == "ALL" and p.delegates == () and p.transport is Transport.IOS
+    expect_error(write(tmp_path, text.replace('minimum_deployment_target = "iOS15"\n', "")), "minimum_deployment_target")
+    with_delegates = text.replace('"iOS15"', '"iOS16"').replace('compute_units = "ALL"', 'compute_units = "ALL"\ndelegates = ["xnnpack"]')
+    e = expect_error(write(tmp_path, with_delegates), "delegates")
+    assert 'does not apply to runtime "coreml"' in e.message
 
 
 def test_deployment_targets_are_ordered() -> None:
@@ -235,7 +249,6 @@ def test_deployment_targets_are_ordered() -> None:
 
 
 def test_resolve_by_name_and_path() -> None:
-    need_recipes("int8")
     p = profiles.resolve("raspberry-pi-5")
     assert p.builtin and p.shadows is None
     assert profiles.resolve(p.path) == p  # a path into the built-in folder is the built-in profile
@@ -254,9 +267,13 @@ def test_user_profile_shadows_builtin_with_notice(tmp_path: Path, monkeypatch: p
     assert [(s.name, s.path) for s in shadows] == [("raspberry-pi-5", user / "raspberry-pi-5.toml")]
     assert shadows[0].builtin_path == profiles.builtin_dir() / "raspberry-pi-5.toml"
     assert "my-board" in profiles.names()
-    need_recipes("int8")
     p = profiles.resolve("raspberry-pi-5")
     assert p.display_name == "Test board" and not p.builtin and p.shadows == shadows[0].builtin_path
+    assert profiles.shadow_notice(p) == (
+        f"notice: profile raspberry-pi-5 from {user / 'raspberry-pi-5.toml'} shadows the built-in one"
+    )
+    assert profiles.shadow_notice(profiles.resolve("host-cpu")) is None
+    assert profiles.shadow_notice(profiles.resolve("my-board")) is None  # user-only: nothing hidden
 
 
 def test_env_path_wins_over_config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -266,7 +283,6 @@ def test_env_path_wins_over_config_dir(tmp_path: Path, monkeypatch: pytest.Monke
     env.mkdir()
     write(cfg, VALID.replace("Test board", "From config"), name="board-x")
     assert profiles.user_dirs()[-1] == cfg
-    need_recipes("int8")
     assert profiles.resolve("board-x").display_name == "From config"
     write(env, VALID.replace("Test board", "From env"), name="board-x")
     monkeypatch.setenv("EDGEPOOL_PROFILE_PATH", str(env))
@@ -277,3 +293,20 @@ def test_env_path_wins_over_config_dir(tmp_path: Path, monkeypatch: pytest.Monke
 def test_import_does_not_load_tensorflow() -> None:
     code = "import sys, edgepool.profiles; sys.exit('tensorflow' in sys.modules or 'coremltools' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_broken_user_profile_does_not_hide_the_others(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = tmp_path / "mine"
+    user.mkdir()
+    write(user, VALID, name="good-board")
+    bad = write(user, VALID.replace("ram_budget_mb = 256", "ram_budget_gb = 1"), name="bad-board")
+    monkeypatch.setenv("EDGEPOOL_PROFILE_PATH", str(user))
+    broken: list[profiles.BrokenProfile] = []
+    listed = [p.name for p in profiles.list_profiles(errors=broken)]
+    assert "good-board" in listed and "bad-board" not in listed
+    assert set(SHIPPED) <= set(listed)
+    assert [(b.name, b.path) for b in broken] == [("bad-board", bad)]
+    assert "ram_budget_gb" in broken[0].error.message and str(bad) in broken[0].error.message
+    assert [p.name for p in profiles.list_profiles()] == listed  # without a list: the good ones all the same
+    with pytest.raises(ProfileError):
+        profiles.resolve("bad-board")  # asking for it by name still fails loudly
