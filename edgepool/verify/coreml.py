@@ -3,7 +3,7 @@
 On macOS the package runs in Core ML itself (`MLModel.predict`, executor "coreml"). Everywhere else
 the ML Program runs in edgepool's NumPy MIL executor (`edgepool.verify.mil`, executor "numpy-mil").
 A program with an op the executor does not implement, or a legacy neuralnetwork `.mlmodel` off macOS,
-is reported "unverified: op X" -- never a pass.
+is reported `Status.UNVERIFIED` with reason "op X" -- never a pass.
 
 Criteria (`criteria_for(recipe)`): uncompressed weights must match Keras logits within
 `|a - b| <= atol + rtol * max|b|` per sample (FP32: atol 1e-4, rtol 1e-5; FP16: atol 1e-2,
@@ -22,56 +22,61 @@ from __future__ import annotations
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..inspect.coreml import SOFTMAX_APPENDED_KEY, read_metadata
+from ..numeric import softmax
+from ..types import Compression, Status, Verification
 from . import quantization_hint
 from .mil import UnsupportedOp, load_program, run
 
+if TYPE_CHECKING:
+    from ..recipes import QuantRecipe
+
 BATCH = 64
+EXECUTORS = ("coreml", "numpy-mil")
 
 
-def criteria_for(recipe: Any) -> dict[str, Any]:
-    """Tolerances and thresholds for a Core ML recipe (duck-typed QuantRecipe)."""
-    precision = str(getattr(recipe, "compute_precision", None) or "float16")
-    compression = str(getattr(recipe, "weight_compression", None) or "none")
-    if compression != "none":
-        # the recipe's own acceptance (QuantRecipe.min_agreement / max_accuracy_drop_pp) when it has one
-        default_agree, default_drop = (0.99, 1.0) if compression == "linear-int8" else (0.97, 2.0)
-        agree = getattr(recipe, "min_agreement", None)
-        drop_pp = getattr(recipe, "max_accuracy_drop_pp", None)
+def criteria_for(recipe: QuantRecipe) -> dict[str, Any]:
+    """Tolerances and thresholds for a Core ML recipe."""
+    if Compression(recipe.weight_compression) is not Compression.NONE:
+        # compressed weights change the function on purpose: the recipe's own acceptance
         return {
             "atol": None,
             "rtol": None,
-            "min_agreement": float(default_agree if agree is None else agree),
-            "max_accuracy_drop": float(default_drop if drop_pp is None else drop_pp) / 100.0,
+            "min_agreement": float(recipe.min_agreement),
+            "max_accuracy_drop": float(recipe.max_accuracy_drop_pp) / 100.0,
         }
-    if precision == "float32":
+    if recipe.compute_precision == "float32":
         return {"atol": 1e-4, "rtol": 1e-5, "min_agreement": 0.995, "max_accuracy_drop": None}
     return {"atol": 1e-2, "rtol": 1e-3, "min_agreement": 0.995, "max_accuracy_drop": None}
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float64)
-    e = np.exp(x - x.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+def unverified_hint(reason: str) -> str:
+    """What to do when the NumPy executor cannot run a model (`reason`: "op X")."""
+    return f"the NumPy MIL executor cannot run it ({reason}); verify on macOS, where Core ML itself runs the model"
 
 
-def _unverified(reason: str, executor: str, keras_acc: float, crit: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "status": f"unverified: {reason}",
-        "executor": executor,
-        "accuracy": None,
-        "keras_accuracy": keras_acc,
-        "reference_accuracy": keras_acc,  # the name every verification record uses
-        "agreement": None,
-        "max_abs_diff": None,
-        "max_rel_diff": None,
-        "atol": crit["atol"],
-        "rtol": crit["rtol"],
-        "samples": 0,
-    }
+def _unverified(reason: str, executor: str, keras_acc: float, crit: dict[str, Any]) -> Verification:
+    return Verification(
+        Status.UNVERIFIED,
+        reason,
+        unverified_hint(reason),
+        {
+            "executor": executor,
+            "accuracy": None,
+            "keras_accuracy": keras_acc,
+            "reference_accuracy": keras_acc,  # the name every verification record uses
+            "agreement": None,
+            "max_abs_diff": None,
+            "max_rel_diff": None,
+            "atol": crit["atol"],
+            "rtol": crit["rtol"],
+            "samples": 0,
+        },
+    )
 
 
 def mil_scores(package_path: Path, x_raw: np.ndarray, *, batch: int = BATCH) -> tuple[np.ndarray, str]:
@@ -84,7 +89,7 @@ def mil_scores(package_path: Path, x_raw: np.ndarray, *, batch: int = BATCH) -> 
     if len(prog.inputs) != 1:
         raise UnsupportedOp("multi-input", f"{len(prog.inputs)} inputs")
     inp = prog.inputs[0]
-    appended = prog.user_metadata.get("edgepool.softmax_appended") == "true"
+    appended = prog.user_metadata.get(SOFTMAX_APPENDED_KEY) == "true"
     logits_var = None
     if appended:
         softmaxes = [op for op in prog.function.operations if op.op_type == "softmax"]
@@ -107,7 +112,9 @@ def coreml_probabilities(
     package_path: Path, x_raw: np.ndarray, labels: list[str] | None = None
 ) -> np.ndarray:
     """macOS only: class probabilities from Core ML itself (`MLModel.predict`), one sample at a time."""
-    import coremltools as ct
+    from .._tf import coremltools
+
+    ct = coremltools()
 
     model = ct.models.MLModel(str(package_path))
     spec = model.get_spec()
@@ -141,17 +148,18 @@ def verify_coreml(
     x_raw: np.ndarray,
     y: np.ndarray,
     keras_logits: np.ndarray,
-    recipe: Any,
+    recipe: QuantRecipe,
     *,
     executor: str | None = None,
-) -> dict[str, Any]:
+) -> Verification:
     """Parity with Keras and accuracy of a Core ML export on the test split.
 
     `x_raw`: raw uint8 NHWC pixels (the package bakes the normalization in); `y`: int labels;
     `keras_logits`: the Keras model's outputs on the normalized `x_raw`. `executor`: "coreml"
     (macOS only) or "numpy-mil"; default: "coreml" on macOS, else "numpy-mil".
-    Returns status "pass" | "fail" | "unverified: op X", executor, accuracy, keras_accuracy,
-    agreement, max_abs_diff, atol (+ rtol, compared, samples, criteria).
+    Returns a Verification: PASS | FAIL (reason, hint) | UNVERIFIED (reason "op X", hint); details
+    hold executor, accuracy, keras_accuracy, agreement, max_abs_diff, atol (+ rtol, compared,
+    samples, criteria).
     """
     package_path = Path(package_path)
     y = np.asarray(y).reshape(-1)
@@ -161,11 +169,13 @@ def verify_coreml(
     crit = criteria_for(recipe)
     if executor is None:
         executor = "coreml" if sys.platform == "darwin" else "numpy-mil"
+    if executor not in EXECUTORS:
+        raise ValueError(f"unknown Core ML executor {executor!r}; use one of {EXECUTORS}")
     if executor == "coreml" and sys.platform != "darwin":
         raise RuntimeError(f"Core ML prediction needs macOS; this is {platform.system()}")
 
     if executor == "coreml":
-        labels = _labels_of(package_path)
+        labels = read_metadata(package_path)["labels"] or None
         scores = coreml_probabilities(package_path, x_raw, labels)
         kind = "probabilities"
     else:
@@ -174,26 +184,21 @@ def verify_coreml(
         except UnsupportedOp as e:
             return _unverified(f"op {e.op_type}", executor, keras_acc, crit)
 
-    ref = keras_logits if kind == "logits" or _looks_like_probs(keras_logits) else _softmax(keras_logits)
+    ref = keras_logits if kind == "logits" or _looks_like_probs(keras_logits) else softmax(keras_logits)
     ref = np.asarray(ref, dtype=np.float32)
     pred = scores.argmax(axis=1)
     acc = float((pred == y).mean()) if len(y) else 0.0
     agreement = float((pred == keras_pred).mean()) if len(y) else 0.0
     within, max_abs, max_rel = compare_scores(scores, ref, crit["atol"], crit["rtol"])
-    ok = agreement >= crit["min_agreement"] and (crit["atol"] is None or within)
-    if crit["max_accuracy_drop"] is not None:
-        ok = ok and (keras_acc - acc) <= crit["max_accuracy_drop"] + 1e-12
+    drop = keras_acc - acc
     reasons = []
     if agreement < crit["min_agreement"]:
         reasons.append(f"agreement {agreement:.4f} < {crit['min_agreement']}")
     if crit["atol"] is not None and not within:
         reasons.append(f"outputs differ from Keras by up to {max_abs:.3g} (atol {crit['atol']}, rtol {crit['rtol']})")
-    if crit["max_accuracy_drop"] is not None and (keras_acc - acc) > crit["max_accuracy_drop"] + 1e-12:
-        reasons.append(f"accuracy drop {100 * (keras_acc - acc):.2f} pp > {100 * crit['max_accuracy_drop']:.2f} pp")
-    return {
-        "status": "pass" if ok else "fail",
-        **({"reason": "; ".join(reasons)} if not ok else {}),
-        **({"hint": quantization_hint(recipe)} if not ok and recipe is not None else {}),
+    if crit["max_accuracy_drop"] is not None and drop > crit["max_accuracy_drop"] + 1e-12:
+        reasons.append(f"accuracy drop {100 * drop:.2f} pp > {100 * crit['max_accuracy_drop']:.2f} pp")
+    details = {
         "executor": executor,
         "accuracy": acc,
         "keras_accuracy": keras_acc,
@@ -208,6 +213,9 @@ def verify_coreml(
         "samples": int(len(y)),
         "criteria": crit,
     }
+    if reasons:
+        return Verification(Status.FAIL, "; ".join(reasons), quantization_hint(recipe), details)
+    return Verification(Status.PASS, details=details)
 
 
 def compare_scores(
@@ -231,14 +239,4 @@ def _looks_like_probs(a: np.ndarray) -> bool:
     return bool(a.size) and bool(np.all(a >= 0)) and bool(np.allclose(a.sum(axis=-1), 1.0, atol=1e-3))
 
 
-def _labels_of(package_path: Path) -> list[str] | None:
-    """Class labels in model order (ML Program or neuralnetwork classifier), None if unreadable."""
-    from ..export.coreml import read_package_metadata
-
-    try:
-        return read_package_metadata(package_path)["labels"] or None
-    except Exception:
-        return None
-
-
-__all__ = ["compare_scores", "coreml_probabilities", "criteria_for", "mil_scores", "verify_coreml"]
+__all__ = ["compare_scores", "coreml_probabilities", "criteria_for", "mil_scores", "unverified_hint", "verify_coreml"]

@@ -1,7 +1,8 @@
 """The NumPy MIL executor, op by op, against Keras / NumPy references.
 
 Programs are built with coremltools' MIL Builder (the same PyMIL objects `load_program` returns for a
-saved package), run by `edgepool.verify.mil.run`, and compared with an independent reference.
+saved package), run by `edgepool.verify.mil.run` (executor.py, with the ops of ops.py), and compared
+with an independent reference.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 pytest.importorskip("coremltools")
 
 from edgepool.verify import mil  # noqa: E402
+from edgepool.verify.mil.executor import resolve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +246,17 @@ def test_softmax_matches_keras(mb, K):
     np.testing.assert_allclose(_run1(prog, x), ref, atol=1e-6)
 
 
+def test_one_softmax_serves_the_executor_and_verification(mb):
+    from edgepool.numeric import softmax
+
+    x = (RNG.normal(size=(3, 4, 5)) * 40).astype(np.float32)  # large logits: no overflow
+    for axis in (-1, 1):
+        got = _run1(_program(mb, (3, 4, 5), lambda v, axis=axis: mb.softmax(x=v, axis=axis)), x)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got, softmax(x, axis=axis).astype(np.float32))
+        np.testing.assert_allclose(got.sum(axis=axis), 1.0, atol=1e-6)
+
+
 def test_dense_as_matmul_and_linear(mb, K):
     x = RNG.normal(size=(2, 12)).astype(np.float32)
     dense = K.layers.Dense(5)
@@ -369,7 +382,7 @@ def _check_constexprs(prog, op_types, rtol):
         assert ops, f"no {op_type} in the program"
         for op in ops:
             ref = op.materialized_val_inference() if hasattr(op, "materialized_val_inference") else op.value_inference()
-            got = mil.OPS[op.op_type](None, {k: mil._resolve(v, {}) for k, v in op.inputs.items()})
+            got = mil.OPS[op.op_type](None, {k: resolve(v, {}) for k, v in op.inputs.items()})
             np.testing.assert_allclose(got, np.asarray(ref, np.float32), rtol=rtol)
 
 
