@@ -4,7 +4,8 @@
 
 Needs only the standard library, numpy (1.x or 2.x) and one TFLite runtime: `ai_edge_litert`,
 `tflite_runtime` or `tensorflow.lite` (tried in that order unless the request names one). Python >= 3.9.
-It imports nothing from edgepool.
+It imports nothing from edgepool. The smallest request is `{"model_path": "model.tflite"}`: every
+other field has a default (DEFAULTS), so the agent can be run by hand on any device.
 
 It reads one JSON request and writes JSON lines to stdout: progress events, one event per finished
 timed window (with its raw latencies, so a host keeps them even if this process dies), then a final
@@ -414,39 +415,115 @@ def _finish(done, index, lat, elapsed, partial, on_window):
 
 
 # ------------------------------------------------------------------------------------------ agent
-def _classify_load_error(msg: str) -> AgentError:
-    first = (msg.strip().splitlines() or ["unknown error"])[0]
-    low = msg.lower()
-    if "custom op" in low or "unresolved" in low or "edgetpu" in low:
-        return AgentError("device", f"the model needs an op this runtime lacks: {first}",
-                          "an Edge TPU model needs the libedgetpu delegate (--profile coral-usb on a Coral device)")
-    return AgentError("input", f"not a valid TFLite model: {first}", "re-export it; the file is corrupt or not a .tflite")
-
-
 def run(req: dict, emit) -> dict:
+    """One request, phase by phase (each a function below); returns the fields of the `result` event."""
     import numpy as np
 
+    r = _request(req)
+    _pin_cores(r.get("affinity"))
+    rt = _start_runtime(r, emit, np)
+    model = _load_model(r, rt)
+    inputs = _prepare_inputs(model, r.get("inputs") or {}, rt.rng, np)
+    _first_inference(model, inputs, emit)
+    accuracy = _accuracy_pass(model, inputs, emit, np)
+    set_input = _input_feeder(model, inputs)
+    warm, stopped = _warmup(model, r, set_input, emit)
+    windows = []
+    if stopped is None:
+        windows, stopped = _timed_windows(model, r, set_input, emit)
+    return _result(r, rt, model, inputs, accuracy, warm, windows, stopped)
+
+
+class _Runtime:
+    """The TFLite runtime in use, the input RNG, and the memory baseline taken before any model."""
+
+    def __init__(self, name, version, interpreter, load_delegate, rng, mem0) -> None:
+        self.name = name
+        self.version = version
+        self.Interpreter = interpreter
+        self.load_delegate = load_delegate
+        self.rng = rng
+        self.mem0 = mem0
+
+
+class _Model:
+    """A loaded, allocated interpreter and what the later phases share: its tensors, timings, output checks."""
+
+    def __init__(self, interp, content: bytes, init_ns: int, mem_init: dict) -> None:
+        self.interp = interp
+        self.content = content  # kept for the whole run, as the interpreter may read from it
+        self.init_ns = init_ns
+        self.first_ns = None
+        self.mem_init = mem_init
+        self.detail = interp.get_input_details()[0]
+        self.out_detail = interp.get_output_details()[0]
+        self.in_index, self.out_index = self.detail["index"], self.out_detail["index"]
+        self.set_tensor, self.get_tensor, self.invoke = interp.set_tensor, interp.get_tensor, interp.invoke
+        self.nonfinite = 0
+        self.checked = 0
+
+    def check_output(self):
+        """The output tensor, counted as checked, and as non-finite when a float output holds NaN/Inf."""
+        import numpy as np
+
+        out = self.get_tensor(self.out_index)
+        self.checked += 1
+        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
+            self.nonfinite += 1
+        return out
+
+    def safe_invoke(self) -> None:
+        """invoke() outside the timed region: a runtime failure becomes one device error."""
+        try:
+            self.invoke()
+        except (ValueError, RuntimeError) as e:
+            raise AgentError("device", f"invoke() failed: {str(e).splitlines()[0] if str(e) else e}",
+                             "the runtime could not execute this model") from None
+
+
+class _Inputs:
+    """What the model is fed: real test samples (with labels) or one random input."""
+
+    def __init__(self, mode: str, first, samples=None, labels=None) -> None:
+        self.mode = mode
+        self.first = first
+        self.samples = samples
+        self.labels = labels
+
+
+def _request(req: dict) -> dict:
+    """The request over the defaults; a request for another protocol version is refused."""
     r = dict(DEFAULTS)
     r.update({k: v for k, v in req.items() if v is not None})
     if int(req.get("protocol", PROTOCOL_VERSION)) != PROTOCOL_VERSION:
         raise AgentError("input", f"request protocol {req.get('protocol')} not supported (agent speaks {PROTOCOL_VERSION})",
                          "use the agent shipped with this edgepool version")
-    cores = r.get("affinity")
-    if cores:
-        if not hasattr(os, "sched_setaffinity"):
-            raise AgentError("device", "CPU affinity is not supported on this OS", "drop --affinity")
-        try:
-            os.sched_setaffinity(0, [int(c) for c in cores])
-        except (OSError, ValueError) as e:
-            raise AgentError("device", f"cannot pin to cores {cores}: {e}",
-                             f"this device has cores {sorted(os.sched_getaffinity(0))}") from None
-    rt_name, rt_version, Interpreter, load_delegate = load_runtime(r["runtime"])
+    return r
+
+
+def _pin_cores(cores) -> None:
+    if not cores:
+        return
+    if not hasattr(os, "sched_setaffinity"):
+        raise AgentError("device", "CPU affinity is not supported on this OS", "run without pinning to CPU cores")
+    try:
+        os.sched_setaffinity(0, [int(c) for c in cores])
+    except (OSError, ValueError) as e:
+        raise AgentError("device", f"cannot pin to cores {cores}: {e}",
+                         f"this device has cores {sorted(os.sched_getaffinity(0))}") from None
+
+
+def _start_runtime(r: dict, emit, np) -> _Runtime:
+    """Load the runtime and numpy.random, take the memory baseline (no model yet), say hello."""
+    rt_name, rt_version, interpreter, load_delegate = load_runtime(r["runtime"])
     in_cfg = r.get("inputs") or {}
     rng = np.random.default_rng(int(in_cfg.get("seed") or 0))  # numpy.random costs ~6 MB: load it first
     mem0 = memory()  # baseline: Python, numpy and the runtime loaded, no model yet
     emit("hello", pid=os.getpid(), runtime=rt_name, runtime_version=rt_version, protocol=PROTOCOL_VERSION)
+    return _Runtime(rt_name, rt_version, interpreter, load_delegate, rng, mem0)
 
-    path = r["model_path"]
+
+def _read_model(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
             content = f.read()
@@ -454,9 +531,12 @@ def run(req: dict, emit) -> dict:
         raise AgentError("input", f"cannot read model {path}: {e.strerror or e}", "check the path") from None
     if not content:
         raise AgentError("input", f"{path} is empty, not a TFLite model", "re-export it")
+    return content
 
+
+def _load_delegates(specs, load_delegate) -> list:
     delegates = []
-    for d in r.get("delegates") or []:
+    for d in specs:
         lib = d["library"] if isinstance(d, dict) else str(d)
         opts = d.get("options") if isinstance(d, dict) else None
         try:
@@ -464,7 +544,13 @@ def run(req: dict, emit) -> dict:
         except (OSError, ValueError, RuntimeError) as e:
             raise AgentError("device", f"cannot load delegate {lib}: {str(e).splitlines()[0] if str(e) else e}",
                              "install the delegate library on the device (Edge TPU: libedgetpu1-std)") from None
+    return delegates
 
+
+def _load_model(r: dict, rt: _Runtime) -> _Model:
+    """Read the model, load its delegates, then the timed init: interpreter, input resize, allocation."""
+    content = _read_model(r["model_path"])
+    delegates = _load_delegates(r.get("delegates") or [], rt.load_delegate)
     kwargs = {"model_content": content}
     if r.get("threads"):
         kwargs["num_threads"] = int(r["threads"])
@@ -472,15 +558,21 @@ def run(req: dict, emit) -> dict:
         kwargs["experimental_delegates"] = delegates
     t0 = time.perf_counter_ns()
     try:
-        interp = Interpreter(**kwargs)
+        interp = rt.Interpreter(**kwargs)
     except (ValueError, RuntimeError) as e:
         raise _classify_load_error(str(e)) from None
+    _allocate(interp, (r.get("inputs") or {}).get("input_shape"))
+    init_ns = time.perf_counter_ns() - t0
+    return _Model(interp, content, init_ns, memory())
+
+
+def _allocate(interp, shape) -> None:
+    """Check for one input, resize it to `shape` when asked, allocate the tensors."""
     inputs = interp.get_input_details()
     if len(inputs) != 1:
         raise AgentError("input", f"the model has {len(inputs)} inputs; edgepool benchmarks single-input classifiers",
                          "use benchmark_model for multi-input graphs")
     detail = inputs[0]
-    shape = in_cfg.get("input_shape")
     if shape:
         try:
             interp.resize_tensor_input(detail["index"], [int(s) for s in shape], strict=False)
@@ -495,129 +587,134 @@ def run(req: dict, emit) -> dict:
             err = AgentError("input", f"the model cannot take input shape {list(shape)}: {str(e).splitlines()[0]}",
                              f"its input shape is {[int(s) for s in detail['shape']]}")
         raise err from None
-    init_ns = time.perf_counter_ns() - t0
-    mem_init = memory()
-    detail = interp.get_input_details()[0]
-    out_detail = interp.get_output_details()[0]
-    in_index, out_index = detail["index"], out_detail["index"]
-    set_tensor, get_tensor, invoke = interp.set_tensor, interp.get_tensor, interp.invoke
 
+
+def _prepare_inputs(model: _Model, in_cfg: dict, rng, np) -> _Inputs:
     norm = in_cfg.get("normalization")
     mode = in_cfg.get("mode", "random")
-    samples = labels = None
     if mode == "samples":
-        samples, labels = load_samples(in_cfg["samples_path"], detail, norm, in_cfg.get("max_samples"), np)
+        samples, labels = load_samples(in_cfg["samples_path"], model.detail, norm, in_cfg.get("max_samples"), np)
         if not samples:
             raise AgentError("input", "the test split is empty", "benchmark with random inputs")
-        first_input = samples[0]
-    else:
-        first_input = random_input(detail, norm, rng, np)
+        return _Inputs(mode, samples[0], samples, labels)
+    return _Inputs(mode, random_input(model.detail, norm, rng, np))
 
-    nonfinite = {"count": 0, "checked": 0}
 
-    def check_output():
-        out = get_tensor(out_index)
-        nonfinite["checked"] += 1
-        if out.dtype.kind == "f" and not np.all(np.isfinite(out)):
-            nonfinite["count"] += 1
-        return out
-
-    def safe_invoke():
-        try:
-            invoke()
-        except (ValueError, RuntimeError) as e:
-            raise AgentError("device", f"invoke() failed: {str(e).splitlines()[0] if str(e) else e}",
-                             "the runtime could not execute this model") from None
-
-    set_tensor(in_index, first_input)
+def _first_inference(model: _Model, inputs: _Inputs, emit) -> None:
+    model.set_tensor(model.in_index, inputs.first)
     t0 = time.perf_counter_ns()
-    safe_invoke()
-    first_ns = time.perf_counter_ns() - t0
-    check_output()
-    emit("init", init_ms=init_ns / 1e6, first_inference_ms=first_ns / 1e6, input=_detail(detail),
-         output=_detail(out_detail))
+    model.safe_invoke()
+    model.first_ns = time.perf_counter_ns() - t0
+    model.check_output()
+    emit("init", init_ms=model.init_ns / 1e6, first_inference_ms=model.first_ns / 1e6, input=_detail(model.detail),
+         output=_detail(model.out_detail))
 
-    # Accuracy on the device: every sample once, untimed.
-    accuracy = None
-    if samples is not None:
-        correct = 0
-        n = len(samples)
-        step = max(1, n // 20)
-        for i, x in enumerate(samples):
-            set_tensor(in_index, x)
-            safe_invoke()
-            out = check_output()
-            if int(np.argmax(out.reshape(-1))) == labels[i]:
-                correct += 1
-            if (i + 1) % step == 0 or i + 1 == n:
-                emit("progress", phase="accuracy", done=i + 1, total=n)
-        accuracy = {"correct": correct, "samples": n, "accuracy": correct / n}
 
-    if samples is not None:
-        ns = len(samples)
+def _accuracy_pass(model: _Model, inputs: _Inputs, emit, np):
+    """Accuracy on the device: every sample once, untimed. None with random inputs."""
+    if inputs.samples is None:
+        return None
+    correct = 0
+    n = len(inputs.samples)
+    step = max(1, n // 20)
+    for i, x in enumerate(inputs.samples):
+        model.set_tensor(model.in_index, x)
+        model.safe_invoke()
+        out = model.check_output()
+        if int(np.argmax(out.reshape(-1))) == inputs.labels[i]:
+            correct += 1
+        if (i + 1) % step == 0 or i + 1 == n:
+            emit("progress", phase="accuracy", done=i + 1, total=n)
+    return {"correct": correct, "samples": n, "accuracy": correct / n}
 
-        def set_input(i):
-            set_tensor(in_index, samples[i % ns])
-    else:
-        set_tensor(in_index, first_input)
-        set_input = None
 
-    clock = time.perf_counter_ns
+def _input_feeder(model: _Model, inputs: _Inputs):
+    """set_input(i) cycling through the samples (untimed, before each run), or None: the random input stays set."""
+    if inputs.samples is None:
+        model.set_tensor(model.in_index, inputs.first)
+        return None
+    samples, ns = inputs.samples, len(inputs.samples)
+    set_tensor, in_index = model.set_tensor, model.in_index
+
+    def set_input(i):
+        set_tensor(in_index, samples[i % ns])
+
+    return set_input
+
+
+def _warmup(model: _Model, r: dict, set_input, emit):
+    """Returns (warmup summary, stopped): stopped is "interrupted" when a stop signal came during warmup."""
     stopped = None
     warm = {"runs": 0, "seconds": 0.0}
     try:
         emit("progress", phase="warmup", done=0, total=1)
-        wl, wn, we, _ = run_phase(invoke, clock, int(r["warmup_runs"]),
+        wl, wn, we, _ = run_phase(model.invoke, time.perf_counter_ns, int(r["warmup_runs"]),
                                   int(float(r["warmup_min_seconds"]) * 1e9), None, set_input, store=False)
         warm = {"runs": wn, "seconds": we / 1e9, "first_ms": wl[0] / 1e6 if wl else None}
         del wl
         emit("progress", phase="warmup", done=1, total=1)
     except (KeyboardInterrupt, Stop):
         stopped = "interrupted"
-    check_output()
+    model.check_output()
+    return warm, stopped
 
-    windows = []
-    if stopped is None:
-        total = int(r["windows"])
 
-        def on_window(win):
-            emit.window(win)
-            emit("progress", phase="window", done=win["index"] + 1, total=total)
+def _timed_windows(model: _Model, r: dict, set_input, emit):
+    """The timed phase; each finished window is sent as it ends. Returns (windows, stopped)."""
+    total = int(r["windows"])
 
-        windows, stopped = run_windows(
-            invoke, clock, total, int(r["runs"]), float(r["min_seconds"]), r.get("max_seconds"),
-            set_input, float(r.get("run_delay_s") or 0.0), time.sleep, on_window,
-        )
-        check_output()
+    def on_window(win):
+        emit.window(win)
+        emit("progress", phase="window", done=win["index"] + 1, total=total)
 
-    mem_end = memory()
+    windows, stopped = run_windows(
+        model.invoke, time.perf_counter_ns, total, int(r["runs"]), float(r["min_seconds"]), r.get("max_seconds"),
+        set_input, float(r.get("run_delay_s") or 0.0), time.sleep, on_window,
+    )
+    model.check_output()
+    return windows, stopped
+
+
+def _result(r: dict, rt: _Runtime, model: _Model, inputs: _Inputs, accuracy, warm, windows, stopped) -> dict:
+    """The `result` event: what ran, the timings, memory and the environment it was measured on."""
+    mem0, mem_init, mem_end = rt.mem0, model.mem_init, memory()
+    size = len(model.content)
     return {
         "protocol": PROTOCOL_VERSION,
-        "runtime": rt_name,
-        "runtime_version": rt_version,
-        "model_size_bytes": len(content),
+        "runtime": rt.name,
+        "runtime_version": rt.version,
+        "model_size_bytes": size,
         "threads": r.get("threads"),
         "delegates": [d["library"] if isinstance(d, dict) else str(d) for d in r.get("delegates") or []],
-        "input_mode": mode,
-        "init_ms": init_ns / 1e6,
-        "first_inference_ms": first_ns / 1e6,
+        "input_mode": inputs.mode,
+        "init_ms": model.init_ns / 1e6,
+        "first_inference_ms": model.first_ns / 1e6,
         "warmup": warm,
         "windows_requested": int(r["windows"]),
         "windows_finished": sum(1 for w in windows if not w["partial"]),
         "stopped": stopped,
         "accuracy": accuracy,
-        "nonfinite_outputs": nonfinite["count"],
-        "outputs_checked": nonfinite["checked"],
+        "nonfinite_outputs": model.nonfinite,
+        "outputs_checked": model.checked,
         "memory": {
             "baseline_rss_bytes": mem0["rss_bytes"],
             "init_rss_delta_bytes": _delta(mem_init["rss_bytes"], mem0["rss_bytes"]),
             "init_peak_rss_bytes": mem_init["peak_rss_bytes"],
             "rss_delta_bytes": _delta(mem_end["rss_bytes"], mem0["rss_bytes"]),
             "peak_rss_bytes": mem_end["peak_rss_bytes"],
-            "model_size_bytes": len(content),
+            "model_size_bytes": size,
         },
-        "environment": environment(rt_name, rt_version, cores),
+        "environment": environment(rt.name, rt.version, r.get("affinity")),
     }
+
+
+def _classify_load_error(msg: str) -> AgentError:
+    first = (msg.strip().splitlines() or ["unknown error"])[0]
+    low = msg.lower()
+    if "custom op" in low or "unresolved" in low or "edgetpu" in low:
+        return AgentError("device", f"the model needs an op this runtime lacks: {first}",
+                          "an Edge TPU model runs only with the libedgetpu delegate, on a device with a Coral Edge TPU")
+    return AgentError("input", f"not a valid TFLite model: {first}", "re-export it; the file is corrupt or not a .tflite")
 
 
 def _delta(a, b):
@@ -659,7 +756,7 @@ def main(argv=None) -> int:
 
         traceback.print_exc()  # goes to stderr
         emit("error", kind="device", message=f"agent failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-             hint="see the agent's stderr (--debug)")
+             hint="the traceback is on the agent's stderr")
         return 3
     emit("result", **result)
     return 0

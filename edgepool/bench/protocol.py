@@ -21,7 +21,7 @@ from . import stats
 PROTOCOL_VERSION = 1
 INPUT_MODES = ("auto", "random", "samples")
 
-# Named delegates a profile or --delegate may give -> the shared library the agent loads.
+# Named delegates a profile or the caller may give -> the shared library the agent loads.
 DELEGATE_LIBRARIES = {
     "edgetpu": {"linux": "libedgetpu.so.1", "darwin": "libedgetpu.1.dylib", "win32": "edgetpu.dll"},
 }
@@ -52,25 +52,45 @@ class BenchOptions:
     python: str | None = None  # interpreter that runs the agent (local transport); default: this one
     timeout_s: float | None = None  # kill the agent after this long (None: no limit)
 
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong with it) for each invalid option, in field order; empty when all are valid."""
+        checks = [
+            ("runs", self.runs >= 1, "must be >= 1"),
+            ("min_seconds", self.min_seconds >= 0, "must be >= 0"),
+            ("windows", self.windows >= 1, "must be >= 1"),
+            ("warmup_runs", self.warmup_runs >= 0, "must be >= 0"),
+            ("warmup_min_seconds", self.warmup_min_seconds >= 0, "must be >= 0"),
+            ("max_seconds", self.max_seconds > 0, "must be > 0"),
+            ("threads", self.threads is None or self.threads >= 1, "must be >= 1"),
+            ("run_delay_s", self.run_delay_s >= 0, "must be >= 0"),
+            ("cooldown_s", self.cooldown_s >= 0, "must be >= 0"),
+            ("inputs", self.inputs in INPUT_MODES, f"must be one of {', '.join(INPUT_MODES)}"),
+            ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
+        ]
+        return [(name, f"{problem} (got {getattr(self, name)!r})") for name, ok, problem in checks if not ok]
+
     def validate(self) -> None:
+        """Raise InputError naming the first invalid option."""
         from ..errors import InputError
 
-        checks = [
-            (self.runs >= 1, "--runs must be >= 1"),
-            (self.windows >= 1, "--windows must be >= 1"),
-            (self.min_seconds >= 0, "--min-seconds must be >= 0"),
-            (self.warmup_runs >= 0, "--warmup-runs must be >= 0"),
-            (self.warmup_min_seconds >= 0, "--warmup-seconds must be >= 0"),
-            (self.max_seconds > 0, "--max-seconds must be > 0"),
-            (self.threads is None or self.threads >= 1, "--threads must be >= 1"),
-            (self.run_delay_s >= 0, "--run-delay must be >= 0"),
-            (self.cooldown_s >= 0, "--cooldown must be >= 0"),
-            (self.inputs in INPUT_MODES, f"--inputs must be one of {', '.join(INPUT_MODES)}"),
-            (self.max_samples is None or self.max_samples >= 1, "--max-samples must be >= 1"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise InputError(msg, "see `edgepool benchmark --help`")
+        for name, problem in self.problems():
+            raise InputError(f"benchmark option {name} {problem}", OPTION_HELP[name])
+
+
+# What each option means, as the hint when its value is invalid.
+OPTION_HELP = {
+    "runs": "runs is the minimum number of runs in each timed window",
+    "min_seconds": "min_seconds is the minimum length of each timed window",
+    "windows": "windows is the number of timed windows",
+    "warmup_runs": "warmup_runs is the minimum number of untimed runs before the first window",
+    "warmup_min_seconds": "warmup_min_seconds is the minimum length of the warmup",
+    "max_seconds": "max_seconds caps one model's timed phase",
+    "threads": "threads is the number of interpreter threads",
+    "run_delay_s": "run_delay_s is the pause between runs",
+    "cooldown_s": "cooldown_s is the pause between models",
+    "inputs": "auto uses the run's test samples when it has them, else random inputs",
+    "max_samples": "max_samples caps the test samples used for accuracy",
+}
 
 
 def delegate_library(name: str) -> str | None:
@@ -175,6 +195,7 @@ class BenchmarkResult:
     stopped: str | None = None  # None | "max_seconds" | "interrupted" | "crashed: ..."
     run_dir: str | None = None
     error: dict[str, Any] | None = None  # {"kind", "message", "hint", "exit_code"} when it failed
+    skipped: str | None = None  # why it was not measured: this device cannot run its format
     latencies_ms: np.ndarray | None = field(default=None, repr=False)  # raw, not saved
 
     @property

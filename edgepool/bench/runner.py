@@ -3,47 +3,45 @@
     results = benchmark([Path("runs/demo")], BenchOptions(threads=1))
     save_results(results, options)            # RUN/benchmarks/<stamp>.json for each run involved
 
-A run directory means all its exports; an export directory means its model file (from model.json);
-a .tflite file is run as is (with its sibling model.json when there is one).
+A run directory means all its exports; an export directory means its model file
+(`runs.find_model_file`); a .tflite file is run as is (with its sibling model.json when there is one).
+An export inside a run that this device cannot run (Core ML here) comes back as a result with
+`skipped` set to the reason, and the others are measured; an export named on its own is an error.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import platform
 import signal
+import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import runs
 from ..errors import DeviceError, EdgepoolError, InputError, ModelError
-from .protocol import BenchmarkResult, BenchOptions, build_request
+from ..types import Format, ProgressEvent, ProgressFn, Runtime, Transport
+from .protocol import BenchmarkResult, BenchOptions, build_request, delegate_library
 
-Progress = Callable[[dict[str, Any]], None]
+if TYPE_CHECKING:
+    from ..profiles import DeviceProfile
 
-TFLITE_FORMATS = ("tflite", "edgetpu-tflite")
-MODEL_FILES = ("model.tflite", "model_edgetpu.tflite", "model.mlpackage", "model.mlmodel")
+STAGE = "benchmark"  # ProgressEvent.stage of every event benchmark() reports
+CORE_ML_HINT = "benchmark the .tflite exports here; measure a Core ML model on the Apple device (Xcode's Core ML performance report)"
 
 
 @dataclass
 class Target:
-    """One model to benchmark."""
+    """One model to benchmark. `in_run`: found inside a run directory rather than named on its own."""
 
     name: str
     model_path: Path
     sidecar: dict[str, Any] | None
     run_dir: Path | None
-
-    @property
-    def format(self) -> str:
-        if self.sidecar and self.sidecar.get("format"):
-            return str(self.sidecar["format"])
-        suffix = self.model_path.suffix.lower()
-        if suffix in (".mlpackage", ".mlmodel"):
-            return "coreml"
-        return "edgetpu-tflite" if self.model_path.name.endswith("_edgetpu.tflite") else "tflite"
+    format: Format
+    in_run: bool = False
 
     @property
     def recipe(self) -> str | None:
@@ -59,6 +57,19 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _format_of(model: Path, sidecar: dict[str, Any] | None) -> Format:
+    named = (sidecar or {}).get("format")
+    if named:
+        try:
+            return Format(str(named))
+        except ValueError:
+            raise ModelError(f"{model.parent / runs.SIDECAR} names an unknown format {named!r}",
+                             f"re-export the model (formats: {', '.join(Format)})") from None
+    if model.suffix.lower() in (".mlpackage", ".mlmodel"):
+        return Format.COREML
+    return Format.EDGETPU_TFLITE if model.name.endswith("_edgetpu.tflite") else Format.TFLITE
+
+
 def _run_of(export_dir: Path) -> Path | None:
     parent = export_dir.parent
     if parent.name == runs.EXPORTS and (parent.parent / runs.MANIFEST).is_file():
@@ -66,18 +77,10 @@ def _run_of(export_dir: Path) -> Path | None:
     return None
 
 
-def _export_target(export_dir: Path) -> Target:
+def _export_target(export_dir: Path, in_run: bool = False) -> Target:
     sidecar = _read_sidecar(export_dir / runs.SIDECAR)
-    if sidecar is not None and sidecar.get("file"):
-        model = export_dir / str(sidecar["file"])
-    else:
-        found = [export_dir / f for f in MODEL_FILES if (export_dir / f).exists()]
-        if not found:
-            raise ModelError(f"{export_dir} holds no model file", "pass an export folder, a run or a .tflite file")
-        model = found[0]
-    if not model.exists():
-        raise ModelError(f"{model} is missing (named in {export_dir / runs.SIDECAR})", "re-export the model")
-    return Target(export_dir.name, model, sidecar, _run_of(export_dir))
+    model = runs.find_model_file(export_dir)
+    return Target(export_dir.name, model, sidecar, _run_of(export_dir), _format_of(model, sidecar), in_run)
 
 
 def resolve_targets(paths: list[Path]) -> list[Target]:
@@ -90,20 +93,20 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
         if not p.exists():
             raise InputError(f"{p} does not exist", "pass an export folder, a run directory or a .tflite file")
         if p.is_dir() and p.suffix != ".mlpackage":
-            if (p / runs.SIDECAR).is_file() or any((p / f).exists() for f in MODEL_FILES):
+            if (p / runs.SIDECAR).is_file() or any((p / f).exists() for f in runs.MODEL_FILES):
                 targets.append(_export_target(p))
             elif (p / runs.EXPORTS).is_dir():
                 dirs = sorted(d for d in (p / runs.EXPORTS).iterdir() if d.is_dir() and not d.name.startswith("."))
                 if not dirs:
                     raise ModelError(f"run {p} has no exports", "create one with `edgepool export`")
-                targets.extend(_export_target(d) for d in dirs)
+                targets.extend(_export_target(d, in_run=True) for d in dirs)
             else:
                 raise InputError(f"{p} is neither a run, an export nor a model", "pass RUN, RUN/exports/NAME or a .tflite")
         else:
             sidecar = _read_sidecar(p.parent / runs.SIDECAR) if p.suffix == ".tflite" else None
             run_dir = _run_of(p.parent) if sidecar else None
             name = p.parent.name if sidecar else p.stem
-            targets.append(Target(name, p, sidecar, run_dir))
+            targets.append(Target(name, p, sidecar, run_dir, _format_of(p, sidecar)))
     seen: dict[str, int] = {}
     for t in targets:
         seen[t.name] = seen.get(t.name, 0) + 1
@@ -113,24 +116,29 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     return targets
 
 
-def _profile_defaults(options: BenchOptions) -> tuple[str, int | None, list[str] | None, str | None]:
-    """(device, threads, delegates, profile name) after applying --profile."""
+def cannot_run(fmt: Format) -> str | None:
+    """Why this machine cannot benchmark a model of format `fmt`, or None when it can."""
+    if fmt is not Format.COREML:
+        return None
+    if sys.platform == "darwin":
+        return "a Core ML model: the benchmark agent runs TFLite models only"
+    return f"a Core ML model: Core ML runs only on macOS/iOS, not on {platform.system() or 'this system'}"
+
+
+def _device_profile(options: BenchOptions) -> DeviceProfile | None:
+    """The profile named in `options` (None without one), if this machine can benchmark for it."""
     if not options.profile:
-        return options.device, None, None, None
+        return None
     from .. import profiles
+    from .transports import no_remote_transport
 
     prof = profiles.resolve(options.profile)
-    transport = str(getattr(prof, "transport", "local") or "local")
-    if transport != "local":
-        raise DeviceError(
-            f"profile {prof.name} uses the {transport} transport: transport {transport} lands in a later issue",
-            "benchmark on this machine with --device local (no --profile), or with a local profile",
-        )
-    runtime = str(getattr(getattr(prof, "runtime", None), "value", getattr(prof, "runtime", "tflite")))
-    if runtime == "coreml":
-        raise DeviceError(f"profile {prof.name} runs Core ML, which runs only on macOS/iOS",
-                          "Core ML benchmarks need the ios transport (a later issue)")
-    return options.device, getattr(prof, "threads", None), list(getattr(prof, "delegates", ()) or ()), prof.name
+    if prof.runtime == Runtime.COREML:
+        raise DeviceError(f"profile {prof.name} runs Core ML models, and the benchmark agent runs TFLite models only",
+                          CORE_ML_HINT)
+    if prof.transport != Transport.LOCAL:
+        raise no_remote_transport(prof.transport, f"profile {prof.name}", "benchmark on this machine without a profile")
+    return prof
 
 
 def _inputs(target: Target, mode: str, options: BenchOptions) -> dict[str, Any]:
@@ -141,7 +149,7 @@ def _inputs(target: Target, mode: str, options: BenchOptions) -> dict[str, Any]:
     if mode == "samples" and not have_samples:
         raise InputError(
             f"{target.name}: real samples need the run's {runs.TEST_DATA} and the normalization in model.json",
-            "use --inputs random, or benchmark an export inside its run directory",
+            "benchmark with random inputs, or benchmark an export inside its run directory",
         )
     use = "samples" if (mode == "samples" or (mode == "auto" and have_samples)) else "random"
     req: dict[str, Any] = {"mode": use, "seed": options.seed, "normalization": norm}
@@ -168,33 +176,60 @@ def _signal_name(code: int | None) -> str:
         return f"signal {-code}"
 
 
+def model_size_bytes(path: Path) -> int:
+    """Bytes on disk: a file's size, or the sum of the files in a model directory (.mlpackage); 0 if unreadable."""
+    try:
+        if path.is_dir():
+            return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _unmeasured(target: Target, device: str, profile: str | None, threads: int | None, delegates: list[str],
+                **why: Any) -> BenchmarkResult:
+    """The result row of a model that was not measured: `error=` or `skipped=` says why."""
+    return BenchmarkResult(
+        name=target.name, model_path=str(target.model_path), format=target.format.value, recipe=target.recipe,
+        device=device, profile=profile, model_size_bytes=model_size_bytes(target.model_path), threads=threads,
+        delegates=list(delegates), input_mode="-", run_dir=str(target.run_dir) if target.run_dir else None, **why,
+    )
+
+
 def benchmark_one(target: Target, options: BenchOptions, transport: Any, device: str, profile: str | None,
-                  threads: int | None, delegates: list[str], progress: Progress | None = None) -> BenchmarkResult:
-    """Run one model through the agent. Raises an EdgepoolError when nothing could be measured."""
+                  threads: int | None, delegates: list[str], progress: ProgressFn | None = None) -> BenchmarkResult:
+    """Run one model through the agent. Raises an EdgepoolError when nothing could be measured.
+
+    `progress` gets ProgressEvent(stage="benchmark", message=<model name>, done=<windows finished>,
+    total=<windows requested>, data=<the agent's event with "model" and "windows_total" added>), bracketed
+    by data events "start" and "done" (the latter with the BenchmarkResult as data["result"]).
+    """
     fmt = target.format
-    if fmt == "coreml":
-        raise DeviceError(f"{target.name}: Core ML models run only under Core ML on macOS/iOS, not on {device}",
-                          "benchmark the .tflite exports here; Core ML needs the ios transport (a later issue)")
-    if fmt == "edgetpu-tflite" and not delegates:
+    reason = cannot_run(fmt)
+    if reason:
+        raise DeviceError(f"{target.name}: {reason}", CORE_ML_HINT)
+    if fmt is Format.EDGETPU_TFLITE and not delegates:
         delegates = ["edgetpu"]  # an Edge TPU model cannot run without its delegate
     inputs = _inputs(target, options.inputs, options)
     request = build_request(target.model_path.resolve(), options, threads, delegates, inputs)
-    try:
-        size = target.model_path.stat().st_size
-    except OSError:
-        size = 0
     result = BenchmarkResult(
-        name=target.name, model_path=str(target.model_path), format=fmt, recipe=target.recipe, device=device,
-        profile=profile, model_size_bytes=size, threads=threads, delegates=list(delegates),
-        input_mode=inputs["mode"], run_dir=str(target.run_dir) if target.run_dir else None,
+        name=target.name, model_path=str(target.model_path), format=fmt.value, recipe=target.recipe, device=device,
+        profile=profile, model_size_bytes=model_size_bytes(target.model_path), threads=threads,
+        delegates=list(delegates), input_mode=inputs["mode"], run_dir=str(target.run_dir) if target.run_dir else None,
     )
+    total = options.windows
+    finished = [0]
+
+    def report(data: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(ProgressEvent(stage=STAGE, done=finished[0], total=total, message=target.name, data=data))
 
     def on_event(ev: dict[str, Any]) -> None:
-        if progress is not None:
-            progress({**ev, "model": target.name, "windows_total": options.windows})
+        if ev.get("event") == "window":
+            finished[0] += 1
+        report({**ev, "model": target.name, "windows_total": total})
 
-    if progress is not None:
-        progress({"event": "start", "model": target.name, "windows_total": options.windows})
+    report({"event": "start", "model": target.name, "windows_total": total})
     run = transport.run(request, on_event)
     for w in run.windows:
         result.add_window(w)
@@ -215,65 +250,66 @@ def benchmark_one(target: Target, options: BenchOptions, transport: Any, device:
             tail = run.stderr_tail.splitlines()[-1] if run.stderr_tail else ""
             raise DeviceError(
                 f"{target.name}: the agent died ({_signal_name(run.returncode)}) before finishing a timed window",
-                tail or "run with --debug; the runtime crashed on this model",
+                tail or "the runtime crashed on this model without a message; try another TFLite runtime or export",
             )
     if run.interrupted:
         result.stopped = "interrupted"
         result.complete = False
-    if progress is not None:
-        progress({"event": "done", "model": target.name, "result": result})
+    finished[0] = len(result.windows)
+    report({"event": "done", "model": target.name, "result": result})
     return result
 
 
-def benchmark(exports: list[Path], options: BenchOptions, progress: Progress | None = None,
+def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn | None = None,
               keep_going: bool = False) -> list[BenchmarkResult]:
     """Benchmark every export (a run directory means all its exports) with one protocol.
 
     Returns one BenchmarkResult per model. A Ctrl-C stops the current model (its finished windows are
     kept, `stopped="interrupted"`) and skips the rest. A model that fails raises its EdgepoolError,
-    or with `keep_going` comes back with `.error` set and the others still run.
+    or with `keep_going` comes back with `.error` set and the others still run. An export found in a
+    run directory that this machine cannot run (Core ML) comes back with `.skipped` set to the reason.
+    `progress`: see `benchmark_one`; a skipped export reports data event "skipped" (with "reason").
     """
     options.validate()
-    device, p_threads, p_delegates, profile = _profile_defaults(options)
-    threads = options.threads if options.threads is not None else (p_threads or 1)
-    delegates = options.delegates if options.delegates is not None else (p_delegates or [])
+    prof = _device_profile(options)
+    device = options.device
+    threads = options.threads if options.threads is not None else ((prof.threads if prof else None) or 1)
+    delegates = options.delegates if options.delegates is not None else (list(prof.delegates) if prof else [])
+    profile = prof.name if prof else None
     for d in delegates:  # fail on an unknown name before any work
-        from .protocol import delegate_library
-
         delegate_library(d)
     from .transports import get_transport
 
     transport = get_transport(device, python=options.python, timeout_s=options.timeout_s)
     targets = resolve_targets(exports)
     results: list[BenchmarkResult] = []
-    for i, target in enumerate(targets):
-        if i and options.cooldown_s > 0:
+    measured = 0
+    for target in targets:
+        reason = cannot_run(target.format) if target.in_run else None
+        if reason:
+            results.append(_unmeasured(target, device, profile, threads, delegates, skipped=reason))
+            if progress is not None:
+                progress(ProgressEvent(stage=STAGE, message=target.name, total=options.windows,
+                                       data={"event": "skipped", "model": target.name, "reason": reason}))
+            continue
+        if measured and options.cooldown_s > 0:
             try:
                 time.sleep(options.cooldown_s)
             except KeyboardInterrupt:
                 break
+        measured += 1
         try:
             res = benchmark_one(target, options, transport, device, profile, threads, delegates, progress)
         except EdgepoolError as e:
             if not keep_going:
                 raise
-            res = BenchmarkResult(
-                name=target.name, model_path=str(target.model_path), format=target.format, recipe=target.recipe,
-                device=device, profile=profile, model_size_bytes=_size(target.model_path), threads=threads,
-                delegates=list(delegates), input_mode="-", run_dir=str(target.run_dir) if target.run_dir else None,
-                error={"kind": type(e).__name__, "message": e.message, "hint": e.hint, "exit_code": e.exit_code},
-            )
+            res = _unmeasured(target, device, profile, threads, delegates,
+                              error={"kind": type(e).__name__, "message": e.message, "hint": e.hint,
+                                     "exit_code": e.exit_code})
         results.append(res)
         if res.interrupted:
             break
     return results
-
-
-def _size(p: Path) -> int:
-    try:
-        return p.stat().st_size
-    except OSError:
-        return 0
 
 
 def stamp(now: _dt.datetime | None = None) -> str:
@@ -321,5 +357,5 @@ def save_results(results: list[BenchmarkResult], options: BenchOptions, out: Pat
 
 
 def with_overrides(options: BenchOptions, **kw: Any) -> BenchOptions:
-    """A copy of `options` with the non-None keyword values applied (CLI helper)."""
+    """A copy of `options` with the non-None keyword values applied."""
     return replace(options, **{k: v for k, v in kw.items() if v is not None})

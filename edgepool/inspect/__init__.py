@@ -2,16 +2,9 @@
 
 `inspect_model(path, profile=None)` reads a .tflite (or a Core ML .mlpackage/.mlmodel) without
 running it and returns an `InspectReport`; `estimate_model(path, profile)` returns the latency /
-memory / energy `Estimate` from MACs, tensor sizes and the profile's numbers. No TensorFlow is
-imported for .tflite files.
-
-Estimate formulas (all labelled "estimate" wherever shown):
-    latency_ms  = max(MACs / (peak_gmacs * 1e9), bytes_moved / bandwidth) * 1000
-                  (peak_gmacs = peak_gmacs_int8 for int8 models, peak_gmacs_fp32 otherwise; the
-                  bandwidth term only when the profile has `memory_bandwidth_gb_s`)
-    memory      = planned activation arena + constant (weight) bytes
-    energy_mj   = active_power_w * latency_ms
-    inferences per battery = battery_wh * 3600 / (energy_mj / 1000)
+memory / energy `Estimate` of a .tflite from its MACs, tensor sizes and the profile's numbers
+(`estimate_for`, described by `ESTIMATE_FORMULA`). A path may also be an export folder (its model
+file: `runs.find_model_file`). No TensorFlow is imported for .tflite files.
 """
 
 from __future__ import annotations
@@ -20,9 +13,10 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edgepool.errors import InputError
+from edgepool.types import Runtime
 
 from .arena import ArenaPlan, plan_arena
 from .costs import OpCost, graph_costs, total_params
@@ -30,31 +24,33 @@ from .edgetpu import EdgeTpuAnalysis, analyze_edgetpu
 from .support import OpSupport, check_runtime_support, model_min_runtime
 from .tflite import TfliteModel, read_tflite
 
+if TYPE_CHECKING:
+    from edgepool.profiles import DeviceProfile
+
 __all__ = [
-    "Estimate", "InspectReport", "analyze_edgetpu", "estimate_model", "inspect_model", "read_tflite",
+    "Estimate", "InspectReport", "analyze_edgetpu", "estimate_for", "estimate_model", "inspect_model", "read_tflite",
     "ESTIMATE_FORMULA",
 ]
 
+CORE_ML_SUFFIXES = (".mlpackage", ".mlmodel")
+
+# The one description of `estimate_for`, shown wherever an estimate is (CLI help, --json "formula").
 ESTIMATE_FORMULA = (
-    "latency_ms = max(MACs / (peak_gmacs x 1e9), bytes_moved / bandwidth) x 1000 "
-    "(peak_gmacs_int8 for int8 models, peak_gmacs_fp32 otherwise; bandwidth term only if the profile has one); "
-    "memory = activation arena + weight bytes; energy_mj = active_power_w x latency_ms; "
-    "inferences per battery = battery_wh x 3600 / energy_J"
+    "latency_ms = MACs / (peak_gmacs x 1e9) x 1000 (peak_gmacs_int8 for int8 models, peak_gmacs_fp32 otherwise; "
+    "on an Edge TPU only the MACs of ops mapped to the TPU); memory = activation arena + weight bytes; "
+    "energy_mj = active_power_w x latency_ms; inferences per battery = battery_wh x 3600 / energy_J "
+    "(battery devices only)"
 )
 
 
 @dataclass
 class Estimate:
-    """Roofline-style estimates for one inference. Estimates, not measurements."""
+    """Compute-bound estimates for one inference (`ESTIMATE_FORMULA`). Estimates, not measurements."""
 
     profile: str
     precision: str  # "int8" | "float"
     macs: int
     peak_gmacs: float | None
-    compute_ms: float | None
-    bytes_moved: int
-    bandwidth_gb_s: float | None
-    memory_ms: float | None
     latency_ms: float | None
     activation_bytes: int
     weight_bytes: int
@@ -77,9 +73,8 @@ class Estimate:
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "estimate", "formula": ESTIMATE_FORMULA, "profile": self.profile, "precision": self.precision,
-            "macs": self.macs, "peak_gmacs": self.peak_gmacs, "compute_ms": self.compute_ms,
-            "bytes_moved": self.bytes_moved, "bandwidth_gb_s": self.bandwidth_gb_s, "memory_ms": self.memory_ms,
-            "latency_ms": self.latency_ms, "memory_bytes": self.memory_bytes, "activation_bytes": self.activation_bytes,
+            "macs": self.macs, "peak_gmacs": self.peak_gmacs, "latency_ms": self.latency_ms,
+            "memory_bytes": self.memory_bytes, "activation_bytes": self.activation_bytes,
             "weight_bytes": self.weight_bytes, "energy_mj": self.energy_mj,
             "battery_inferences": self.battery_inferences, "notes": self.notes,
             "measured_latency_ms": self.measured_latency_ms, "measured_source": self.measured_source,
@@ -98,7 +93,7 @@ class InspectReport:
     params: int
     weight_bytes: int
     min_runtime_table: str | None
-    profile: Any = None
+    profile: DeviceProfile | None = None
     support: list[OpSupport] | None = None
     edgetpu: EdgeTpuAnalysis | None = None
     estimate: Estimate | None = None
@@ -139,7 +134,7 @@ class InspectReport:
                 edgepool_metadata=m.edgepool_metadata, metadata_names=m.metadata_names, warnings=m.warnings,
             )
         if self.profile is not None:
-            d["profile"] = getattr(self.profile, "name", str(self.profile))
+            d["profile"] = self.profile.name
         if self.support is not None:
             d["support"] = [s.to_dict() for s in self.support]
         if self.edgetpu is not None:
@@ -160,49 +155,27 @@ def precision_of(model: TfliteModel) -> str:
     return "int8"
 
 
-def _runtime_name(profile: Any) -> str:
-    rt = getattr(profile, "runtime", None)
-    return str(getattr(rt, "value", rt) or "tflite")
-
-
-def bytes_moved(model: TfliteModel) -> int:
-    """Weights read once plus every op's activation inputs read and outputs written."""
-    g = model.main
-    total = model.constant_bytes
-    for op in g.ops:
-        for i in op.inputs + op.outputs:
-            t = g.tensor(i) if i >= 0 else None
-            if t is not None and not t.is_constant:
-                total += t.nbytes or 0
-    return total
-
-
-def estimate_for(model: TfliteModel, arena: ArenaPlan, macs: int, profile: Any,
+def estimate_for(model: TfliteModel, arena: ArenaPlan, macs: int, profile: DeviceProfile,
                  edgetpu: EdgeTpuAnalysis | None = None, costs: list[OpCost] | None = None) -> Estimate:
+    """The estimate of one inference of `model` on `profile`: `ESTIMATE_FORMULA`, computed."""
     prec = precision_of(model)
     notes: list[str] = []
-    peak = getattr(profile, "peak_gmacs_int8" if prec == "int8" else "peak_gmacs_fp32", None) or None
+    peak = (profile.peak_gmacs_int8 if prec == "int8" else profile.peak_gmacs_fp32) or None
     counted = macs
-    if _runtime_name(profile) == "edgetpu" and edgetpu is not None and costs is not None:
+    if profile.runtime == Runtime.EDGETPU and edgetpu is not None and costs is not None:
         cpu_macs = sum(c.macs for c, o in zip(costs, edgetpu.ops, strict=True) if not o.on_tpu)
         if cpu_macs:
             counted = macs - cpu_macs
             notes.append(f"{cpu_macs:,} MACs in ops left on the host CPU are not in the Edge TPU estimate")
-    compute_ms = counted / (peak * 1e9) * 1000 if peak else None
+    latency = counted / (peak * 1e9) * 1000 if peak else None
     if not peak:
         notes.append(f"the profile has no {prec} peak compute: no latency estimate")
-    moved = bytes_moved(model)
-    bw = getattr(profile, "memory_bandwidth_gb_s", None) or None
-    memory_ms = moved / (bw * 1e9) * 1000 if bw else None
-    parts = [x for x in (compute_ms, memory_ms) if x is not None]
-    latency = max(parts) if parts else None
-    power = getattr(profile, "active_power_w", None)
+    power = profile.active_power_w
     energy = power * latency if (power and latency is not None) else None
-    battery = getattr(profile, "battery_wh", None)
+    battery = profile.battery_wh
     inferences = battery * 3600 / (energy / 1000) if (battery and energy) else None
     return Estimate(
-        profile=getattr(profile, "name", "?"), precision=prec, macs=macs, peak_gmacs=peak, compute_ms=compute_ms,
-        bytes_moved=moved, bandwidth_gb_s=bw, memory_ms=memory_ms, latency_ms=latency,
+        profile=profile.name, precision=prec, macs=macs, peak_gmacs=peak, latency_ms=latency,
         activation_bytes=arena.arena_bytes, weight_bytes=model.constant_bytes, energy_mj=energy,
         battery_inferences=inferences, notes=notes,
     )
@@ -215,12 +188,14 @@ def find_measured_latency(model_path: Path, profile_name: str | None = None) -> 
     benchmark without a profile is the `host-cpu` profile); a measurement on another device is never
     shown next to an estimate.
     """
+    from edgepool import runs
+
     model_path = Path(model_path).resolve()
     export_dir = model_path.parent
-    run = export_dir.parent.parent if export_dir.parent.name == "exports" else None
-    if run is None or not (run / "benchmarks").is_dir():
+    run = export_dir.parent.parent if export_dir.parent.name == runs.EXPORTS else None
+    if run is None or not (run / runs.BENCHMARKS).is_dir():
         return None
-    files = sorted((run / "benchmarks").glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    files = sorted((run / runs.BENCHMARKS).glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for f in files:
         try:
             doc = json.loads(f.read_text())
@@ -241,7 +216,7 @@ def find_measured_latency(model_path: Path, profile_name: str | None = None) -> 
     return None
 
 
-def _resolve_profile(profile: Any) -> Any:
+def _resolve_profile(profile: DeviceProfile | str | Path | None) -> DeviceProfile | None:
     if profile is None or not isinstance(profile, (str, Path)):
         return profile
     from edgepool.profiles import resolve
@@ -249,11 +224,22 @@ def _resolve_profile(profile: Any) -> Any:
     return resolve(profile)
 
 
-def inspect_model(path: str | Path, profile: Any = None) -> InspectReport:
-    """Read a model file statically. `profile`: a DeviceProfile, a profile name/path, or None."""
+def _model_file(path: str | Path) -> Path:
+    """A model file as is; an export folder -> its model file (`runs.find_model_file`)."""
     path = Path(path)
+    if path.is_dir() and path.suffix != ".mlpackage":
+        from edgepool import runs  # runs loads numpy: only for a folder
+
+        return runs.find_model_file(path)
+    return path
+
+
+def inspect_model(path: str | Path, profile: DeviceProfile | str | Path | None = None) -> InspectReport:
+    """Read a model file (or an export folder's model) statically. `profile`: a DeviceProfile, a profile
+    name or TOML path, or None; with one, the report has op support on it and an estimate (.tflite)."""
+    path = _model_file(path)
     prof = _resolve_profile(profile)
-    if path.suffix in (".mlpackage", ".mlmodel"):
+    if path.suffix in CORE_ML_SUFFIXES:
         from .coreml import read_coreml
 
         info = read_coreml(path)
@@ -271,25 +257,41 @@ def inspect_model(path: str | Path, profile: Any = None) -> InspectReport:
     report = InspectReport(path, "tflite", model, costs, arena, macs, params, model.constant_bytes,
                            model_min_runtime(model), profile=prof)
     if prof is not None:
-        rt = _runtime_name(prof)
-        if rt == "coreml":
+        rt = prof.runtime
+        if rt == Runtime.COREML:
             report.support = []
         else:
-            report.support = check_runtime_support(model, getattr(prof, "runtime_version", None),
-                                                   "edgetpu host tflite-runtime" if rt == "edgetpu" else rt)
-        if rt == "edgetpu":
+            report.support = check_runtime_support(model, prof.runtime_version,
+                                                   "edgetpu host tflite-runtime" if rt == Runtime.EDGETPU else str(rt))
+        if rt == Runtime.EDGETPU:
             report.edgetpu = analyze_edgetpu(model)
         est = estimate_for(model, arena, macs, prof, report.edgetpu, costs)
-        measured = find_measured_latency(path, getattr(prof, "name", None))
+        measured = find_measured_latency(path, prof.name)
         if measured:
             est.measured_latency_ms, est.measured_source = measured
         report.estimate = est
     return report
 
 
-def estimate_model(path: str | Path, profile: Any) -> Estimate:
-    """Latency / memory / energy estimate of one inference of a .tflite on `profile` (name, path or object)."""
-    report = inspect_model(path, profile)
-    if report.estimate is None:
-        raise InputError(f"cannot estimate {path}: only .tflite models have an estimate", "export a .tflite")
+def estimate_model(path: str | Path, profile: DeviceProfile | str | Path) -> Estimate:
+    """Latency / memory / energy estimate of one inference of a .tflite (or an export folder holding one)
+    on `profile` (a DeviceProfile, name or path). A Core ML model is an InputError: estimates are .tflite only.
+
+    For a compiled Edge TPU export the estimate reads the CPU int8 model beside it (sidecar "cpu_file"):
+    the compiled file is one custom op, while the CPU model shows which ops the Edge TPU maps."""
+    file = _model_file(path)
+    if file.suffix in CORE_ML_SUFFIXES:
+        what = f"{path} is a Core ML model" if file == Path(path) else f"{path} holds a Core ML model ({file.name})"
+        raise InputError(f"{what}: estimates exist only for .tflite models",
+                         "estimate a .tflite export of the same model instead")
+    folder = Path(path)
+    if folder.is_dir():
+        from edgepool import runs
+
+        sidecar = runs.read_json(folder / runs.SIDECAR) if (folder / runs.SIDECAR).is_file() else None
+        cpu_file = sidecar.get("cpu_file") if isinstance(sidecar, dict) else None
+        if cpu_file and (folder / str(cpu_file)).is_file():
+            file = folder / str(cpu_file)
+    report = inspect_model(file, profile)
+    assert report.estimate is not None  # a .tflite with a profile always has one
     return report.estimate

@@ -120,7 +120,9 @@ def model_min_runtime(model: TfliteModel) -> str | None:
 
 
 def check_runtime_support(model: TfliteModel, runtime_version: str | None, runtime: str = "tflite") -> list[OpSupport]:
-    """Per op of the main subgraph: can a TFLite runtime of `runtime_version` run it?"""
+    """Per op of the main subgraph: can a TFLite runtime of `runtime_version` run it?
+
+    `runtime` is the runtime's name as the reasons show it ("tflite", "edgetpu host tflite-runtime")."""
     rt = parse_version(runtime_version) if runtime_version else None
     out = []
     for op in model.main.ops:

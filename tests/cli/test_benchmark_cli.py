@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -81,22 +82,51 @@ def test_several_exports_one_broken_still_measures_the_others(app, digits, tmp_p
     assert "int8" in res.output and "ModelError" in res.output and "error: bad:" in res.output
 
 
-def test_transport_of_a_later_issue_is_a_device_error(app, digits):
+def test_remote_device_is_a_device_error_saying_what_to_do(app, digits):
     res = invoke(app, digits.int8_export, "--device", "ssh:pi@raspberrypi.local")
-    assert res.exit_code == 3 and "transport ssh lands in a later issue" in res.output
+    assert res.exit_code == 3 and "needs the ssh transport" in res.output
+    assert "agent.py" in res.output and "later issue" not in res.output
 
 
-def test_non_local_profile_is_a_device_error(app, digits):
+def test_profile_this_machine_cannot_benchmark_for_is_a_device_error(app, digits):
     res = invoke(app, digits.int8_export, "--profile", "raspberry-pi-5")
-    assert res.exit_code == 3 and "lands in a later issue" in res.output
+    assert res.exit_code == 3 and "needs the ssh transport" in res.output and "later issue" not in res.output
+    res = invoke(app, digits.int8_export, "--profile", "iphone-15-pro")
+    assert res.exit_code == 3 and "Core ML" in res.output and "later issue" not in res.output
 
 
 def test_bad_arguments(app, tmp_path):
     assert invoke(app, tmp_path / "nope.tflite").exit_code == 2
-    res = invoke(app, tmp_path, "--runs", "0")
-    assert res.exit_code == 2 and "--runs" in res.output
+    res = invoke(app, tmp_path, "--runs", "0")  # the library names the option, the CLI its flag
+    assert res.exit_code == 2 and "--runs must be >= 1" in res.output
+    res = invoke(app, tmp_path, "--warmup-seconds", "-1")
+    assert res.exit_code == 2 and "--warmup-seconds must be >= 0" in res.output
     res = invoke(app, tmp_path, "--affinity", "x")
     assert res.exit_code == 2 and "--affinity" in res.output
+
+
+@pytest.mark.slow
+def test_run_with_a_core_ml_export_notes_the_skip_and_measures_the_rest(app, digits, tmp_path):
+    """The README tour's last step: `edgepool benchmark RUN` after `convert` made a Core ML export."""
+    run = tmp_path / "run"
+    shutil.copytree(digits.path, run, ignore=shutil.ignore_patterns("benchmarks"))
+    exp = run / "exports" / "coreml-fp16"
+    (exp / "model.mlpackage" / "Data").mkdir(parents=True)
+    (exp / "model.mlpackage" / "Data" / "weight.bin").write_bytes(b"\0" * 3000)
+    (exp / "model.mlpackage" / "Manifest.json").write_text("{}")
+    (exp / "model.json").write_text(json.dumps({"format": "coreml", "file": "model.mlpackage", "recipe": "coreml-fp16"}))
+    res = invoke(app, run, *FAST)
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.output.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and "coreml-fp16" in notes[0] and "Core ML" in notes[0], res.output
+    assert "float32" in res.output and "int8" in res.output and "error" not in res.output
+    res = invoke(app, run, *FAST, "--json", "--no-save")
+    assert res.exit_code == 0
+    by_name = {m["name"]: m for m in json.loads(res.stdout)["results"]}
+    assert by_name["coreml-fp16"]["skipped"] and by_name["coreml-fp16"]["model_size_bytes"] == 3002
+    assert by_name["int8"]["latency_ms"]["median"] > 0
+    res = invoke(app, exp, *FAST)  # named on its own: an error
+    assert res.exit_code == 3 and "Core ML" in res.output
 
 
 def test_relative_run_path_finds_its_test_samples(app, digits, monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -13,9 +14,10 @@ import numpy as np
 import pytest
 
 from edgepool.bench.protocol import BenchOptions, build_request
-from edgepool.bench.runner import benchmark, resolve_targets, save_results
+from edgepool.bench.runner import benchmark, model_size_bytes, resolve_targets, save_results
 from edgepool.bench.transports.local import LocalTransport
 from edgepool.errors import DeviceError, InputError, ModelError
+from edgepool.types import ProgressEvent
 from tests._bench_models import broken_corpus, cached_digits_run, edgetpu_like, nan_model_tflite
 
 pytestmark = pytest.mark.slow
@@ -174,8 +176,8 @@ def test_crash_keeps_finished_windows(digits):
     events = []
 
     def progress(ev):
-        events.append(ev)
-        if ev.get("event") == "window" and ev["index"] == 1:
+        events.append(ev.data)
+        if ev.data.get("event") == "window" and ev.data["index"] == 1:
             os.kill(_pid_from(events), signal.SIGKILL)
 
     (r,) = benchmark([digits.int8_export], BenchOptions(**{**FAST, "windows": 50, "min_seconds": 0.1}), progress)
@@ -188,7 +190,7 @@ def test_host_ctrl_c_forwards_to_agent_and_keeps_windows(digits):
     """A KeyboardInterrupt in the CLI process (Ctrl-C) stops the agent cleanly and skips later models."""
 
     def progress(ev):
-        if ev.get("event") == "window" and ev["index"] == 0 and ev["model"] == "float32":
+        if ev.data.get("event") == "window" and ev.data["index"] == 0 and ev.message == "float32":
             raise KeyboardInterrupt
 
     results = benchmark([digits.path], BenchOptions(**{**FAST, "windows": 50, "min_seconds": 0.1}), progress)
@@ -213,3 +215,69 @@ def test_export_resolution(digits, tmp_path):
         resolve_targets([tmp_path / "missing"])
     with pytest.raises(InputError):
         resolve_targets([tmp_path])  # an empty folder is neither a run nor an export
+
+
+def test_progress_events(digits):
+    """ProgressEvent(stage="benchmark", message=<model>, done/total in windows, data=<the agent's event>)."""
+    events: list[ProgressEvent] = []
+    (r,) = benchmark([digits.int8_export], BenchOptions(**FAST), events.append)
+    assert all(isinstance(e, ProgressEvent) and e.stage == "benchmark" and e.message == "int8" and e.total == 2
+               for e in events)
+    kinds = [e.data["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done" and {"hello", "init", "progress"} <= set(kinds)
+    windows = [e for e in events if e.data["event"] == "window"]
+    assert [e.done for e in windows] == [1, 2] and [e.data["index"] for e in windows] == [0, 1]
+    assert all(e.data["model"] == "int8" and e.data["windows_total"] == 2 for e in events[:-1])
+    assert events[-1].done == 2 and events[-1].data["result"] is r
+
+
+def _run_with_core_ml_export(run: Path, tmp_path: Path) -> tuple[Path, Path, int]:
+    """A copy of `run` with a Core ML export beside its .tflite ones; returns (run, export, package bytes)."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("benchmarks"))
+    exp = copy / "exports" / "coreml-fp16"
+    data = exp / "model.mlpackage" / "Data" / "com.apple.CoreML"
+    (data / "weights").mkdir(parents=True)
+    files = {exp / "model.mlpackage" / "Manifest.json": b"{}" * 300, data / "model.mlmodel": b"\0" * 5000,
+             data / "weights" / "weight.bin": b"\1" * 20000}
+    for f, content in files.items():
+        f.write_bytes(content)
+    (exp / "model.json").write_text(json.dumps({"schema_version": 1, "format": "coreml", "file": "model.mlpackage",
+                                                "recipe": "coreml-fp16", "profile": "iphone-15-pro"}))
+    return copy, exp, sum(len(c) for c in files.values())
+
+
+def test_run_with_a_core_ml_export_skips_it_and_measures_the_rest(digits, tmp_path):
+    run, exp, package_bytes = _run_with_core_ml_export(digits.path, tmp_path)
+    events: list[ProgressEvent] = []
+    results = benchmark([run], BenchOptions(**FAST), events.append)  # no keep_going needed: a skip is no failure
+    assert [r.name for r in results] == ["coreml-fp16", "float32", "int8"]
+    skipped, *measured = results
+    assert skipped.skipped and "Core ML" in skipped.skipped and skipped.error is None
+    assert not skipped.windows and not skipped.complete and skipped.format == "coreml"
+    assert skipped.model_size_bytes == package_bytes  # the package's files, not its directory entry
+    assert model_size_bytes(exp / "model.mlpackage") == package_bytes
+    assert model_size_bytes(run / "exports" / "int8" / "model.tflite") == digits.int8_export.joinpath(
+        "model.tflite").stat().st_size
+    assert all(r.complete and r.skipped is None and r.error is None for r in measured)
+    assert [e.data["event"] for e in events if e.message == "coreml-fp16"] == ["skipped"]
+    (path,) = save_results(results, BenchOptions(**FAST))
+    saved = {m["name"]: m for m in json.loads(path.read_text())["results"]}
+    assert saved["coreml-fp16"]["skipped"] == skipped.skipped and saved["int8"]["skipped"] is None
+    # named on its own, a Core ML export is still an error
+    with pytest.raises(DeviceError, match="Core ML") as e:
+        benchmark([exp], BenchOptions(**FAST))
+    assert e.value.exit_code == 3 and e.value.hint and "later issue" not in str(e.value)
+
+
+def test_profiles_this_machine_cannot_benchmark_for(digits):
+    """Messages say what the user can do now, never name CLI flags or the project's plans."""
+    for profile, says in (("raspberry-pi-5", "ssh transport"), ("pixel-8", "adb transport"),
+                          ("iphone-15-pro", "Core ML")):
+        with pytest.raises(DeviceError) as e:
+            benchmark([digits.int8_export], BenchOptions(**FAST, profile=profile))
+        text = str(e.value)
+        assert says in text and "--" not in text and "later" not in text, text
+    with pytest.raises(DeviceError) as e:
+        benchmark([digits.int8_export], BenchOptions(**FAST, device="ssh:pi@raspberrypi.local"))
+    assert "agent.py" in e.value.hint and "--" not in str(e.value)

@@ -96,10 +96,18 @@ def test_interrupt_keeps_finished_windows():
 
 def test_options_validate():
     BenchOptions().validate()
+    assert BenchOptions().problems() == []
     for bad in (dict(runs=0), dict(windows=0), dict(threads=0), dict(inputs="nope"), dict(max_seconds=0),
-                dict(min_seconds=-1), dict(max_samples=0)):
-        with pytest.raises(InputError):
+                dict(min_seconds=-1), dict(max_samples=0), dict(warmup_runs=-1), dict(warmup_min_seconds=-1),
+                dict(run_delay_s=-1), dict(cooldown_s=-1)):
+        (field,) = bad
+        with pytest.raises(InputError) as e:
             BenchOptions(**bad).validate()
+        # the library names its own field, never a CLI flag, and says what the value means
+        assert field in e.value.message and "--" not in e.value.message and "--" not in e.value.hint
+        assert e.value.hint and "later issue" not in str(e.value)
+        assert [name for name, _ in BenchOptions(**bad).problems()] == [field]
+    assert [n for n, _ in BenchOptions(runs=0, threads=0).problems()] == ["runs", "threads"]
 
 
 def test_delegate_names():

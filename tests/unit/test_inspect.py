@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest_inspect import tflite_models  # noqa: F401  (session fixture)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +121,44 @@ def test_inspect_with_real_profile_and_estimate(mixed):
     assert d["totals"]["macs"] == r.macs and d["estimate"]["kind"] == "estimate"
     coral = inspect_model(mixed, "coral-usb")
     assert coral.edgetpu is not None and coral.edgetpu.fully_mapped
+    assert coral.estimate.latency_ms == pytest.approx(r.macs / (coral.profile.peak_gmacs_int8 * 1e9) * 1000)
+
+
+def test_estimate_is_compute_bound_only(mixed):
+    """No bandwidth term: no profile has a memory bandwidth (the schema rejects the key)."""
+    from edgepool.inspect import ESTIMATE_FORMULA
+    from edgepool.profiles import resolve
+
+    pi = resolve("raspberry-pi-4")
+    est = estimate_model(mixed, pi)  # a DeviceProfile works as well as its name
+    d = est.to_dict()
+    assert not [k for k in d if "bandwidth" in k or "bytes_moved" in k or k == "memory_ms"]
+    assert "bandwidth" not in ESTIMATE_FORMULA and "bytes_moved" not in ESTIMATE_FORMULA
+    assert d["formula"] == ESTIMATE_FORMULA and d["profile"] == "raspberry-pi-4"
+    assert est.latency_ms == pytest.approx(est.macs / (pi.peak_gmacs_int8 * 1e9) * 1000)
+    assert est.memory_bytes == est.activation_bytes + est.weight_bytes
+
+
+def test_export_folder_means_its_model_file(tmp_path, mixed):
+    exp = tmp_path / "exports" / "int8"
+    exp.mkdir(parents=True)
+    (exp / "model.tflite").write_bytes(mixed.read_bytes())
+    (exp / "model.json").write_text(json.dumps({"format": "tflite", "file": "model.tflite"}))
+    r = inspect_model(exp, "raspberry-pi-4")
+    assert r.path == exp / "model.tflite" and r.macs > 0
+    assert estimate_model(exp, "raspberry-pi-4").latency_ms == pytest.approx(r.estimate.latency_ms)
+
+
+def test_estimate_of_a_core_ml_export_says_tflite_only(tmp_path):
+    """Said before anything reads the package (no coremltools needed)."""
+    exp = tmp_path / "coreml-fp16"
+    (exp / "model.mlpackage" / "Data").mkdir(parents=True)
+    (exp / "model.mlpackage" / "Manifest.json").write_text("{}")
+    (exp / "model.json").write_text(json.dumps({"format": "coreml", "file": "model.mlpackage"}))
+    for path in (exp, exp / "model.mlpackage"):
+        with pytest.raises(InputError, match=r"Core ML model.*estimates exist only for \.tflite models") as e:
+            estimate_model(path, "iphone-15-pro")
+        assert e.value.hint and "\n" not in e.value.message
 
 
 def test_measured_latency_next_to_estimate(tmp_path, mixed):
@@ -186,20 +223,29 @@ def test_bad_input_is_input_error(data, match):
         read_tflite(data)
 
 
-def test_truncated_model_is_input_error(mixed):
+@pytest.mark.parametrize("keep", ["4", "12", "100", "half", "all-but-1"])
+def test_truncated_model_is_input_error(mixed, tmp_path, keep):
+    """Every truncation is rejected with InputError naming the file: accepting the bytes fails the test."""
     data = mixed.read_bytes()
-    for cut in (12, 100, len(data) // 2, len(data) - 1):
-        try:
-            read_tflite(data[:cut])
-        except InputError as e:
-            assert "corrupt" in e.message or "truncated" in e.message or "not a TFLite" in e.message
+    cut = {"half": len(data) // 2, "all-but-1": len(data) - 1}.get(keep) or int(keep)
+    with pytest.raises(InputError, match="truncated|corrupt|not a TFLite") as from_bytes:
+        read_tflite(data[:cut])
+    assert from_bytes.value.hint
+    path = tmp_path / "cut.tflite"
+    path.write_bytes(data[:cut])
+    with pytest.raises(InputError, match="truncated|corrupt|not a TFLite") as from_file:
+        read_tflite(path)
+    assert str(path) in from_file.value.message
 
 
 def test_missing_file_and_directory(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         read_tflite(tmp_path / "nope.tflite")
-    with pytest.raises(InputError, match="directory"):
+    with pytest.raises(InputError, match="does not exist"):
+        inspect_model(tmp_path / "nope.tflite")
+    with pytest.raises(InputError) as e:  # a folder with no model in it, named in the message
         inspect_model(tmp_path)
+    assert str(tmp_path) in e.value.message
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -222,7 +268,7 @@ def test_fuzz_reader_returns_or_raises_input_error(mixed, data):
 
 
 def test_import_does_not_load_tensorflow(mixed):
-    code = ("import sys; from edgepool.inspect import inspect_model; import edgepool.cli.inspect; "
+    code = ("import sys; from edgepool.inspect import inspect_model; import edgepool.cli.inspect, edgepool.cli.estimate; "
             f"inspect_model({str(mixed)!r}); print('tensorflow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -51,7 +51,7 @@ class LocalTransport:
                     )
                 except OSError as e:
                     raise DeviceError(f"cannot start the agent with {self.python}: {e.strerror or e}",
-                                      "check --python / the device's Python 3") from None
+                                      "give the path of a Python 3 with numpy and a TFLite runtime") from None
                 killer = None
                 if self.timeout_s:
                     killer = threading.Timer(self.timeout_s, _kill, (proc,))

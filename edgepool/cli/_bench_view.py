@@ -1,0 +1,128 @@
+"""How benchmark results look on a terminal: progress bars, the leaderboard, the closing lines and exit code.
+
+Shared by `edgepool benchmark` and `edgepool demo`, so neither imports the other's helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from ..errors import EdgepoolError
+from . import _common
+
+if TYPE_CHECKING:
+    from ..bench.protocol import BenchmarkResult
+    from ..types import ProgressEvent, ProgressFn
+
+
+@contextlib.contextmanager
+def benchmark_progress(enabled: bool = True) -> Iterator[ProgressFn | None]:
+    """Yield the `progress` callback for `bench.runner.benchmark`: one bar per model, on stderr, in
+    finished windows (None when disabled, e.g. with --json)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[phase]}"),
+                    TimeElapsedColumn(), console=_common.err_console(), transient=True)
+    tasks: dict[str, Any] = {}
+
+    def on_event(ev: ProgressEvent) -> None:
+        name, data = ev.message, ev.data
+        kind = data.get("event")
+        if kind == "start":
+            tasks[name] = prog.add_task(name, total=ev.total or 1, phase="starting")
+            return
+        task = tasks.get(name)
+        if task is None:
+            return
+        if kind == "init":
+            prog.update(task, phase=f"init {data.get('init_ms', 0):.1f} ms")
+        elif kind == "progress":
+            phase = data.get("phase")
+            if phase == "window":
+                prog.update(task, completed=ev.done, phase=f"window {ev.done}/{ev.total}")
+            else:
+                prog.update(task, phase=f"{phase} {data.get('done')}/{data.get('total')}")
+        elif kind == "done":
+            prog.update(task, completed=ev.done, phase="done")
+
+    with prog:
+        yield on_event
+
+
+def _ms(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1000:.1f} µs" if x < 0.1 else f"{x:.3f} ms" if x < 10 else f"{x:.1f} ms"
+
+
+def benchmark_table(results: list[BenchmarkResult]) -> None:
+    """The leaderboard on stdout: measured models by median latency, then the failed ones.
+    Skipped models are not rows; `finish_benchmark` notes them."""
+    from rich.table import Table
+
+    shown = [r for r in results if not r.skipped]
+    if not shown:
+        return
+    ok = sorted((r for r in shown if r.latency_ms), key=lambda r: r.latency_ms["median"])
+    rest = [r for r in shown if not r.latency_ms]
+    measured = next((r for r in shown if r.environment), None)
+    title = "benchmark"
+    if measured is not None:
+        env = measured.environment
+        title = (f"benchmark on {measured.device}: {env.get('cpu_model')} x{env.get('cpu_count')}, "
+                 f"{env.get('runtime')} {env.get('runtime_version')}, {measured.threads} thread(s)")
+    t = Table(title=title, title_justify="left")
+    for col, just in (("#", "right"), ("model", "left"), ("format", "left"), ("recipe", "left"), ("size", "right"),
+                      ("accuracy", "right"), ("median", "right"), ("p95", "right"), ("FPS", "right"),
+                      ("peak mem", "right"), ("spread", "right"), ("status", "left")):
+        t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
+    for i, r in enumerate(ok + rest, 1):
+        status = "ok" if r.complete else (r.stopped or "incomplete")
+        if r.error:
+            status = f"[red]{r.error['kind']}[/]"
+        elif r.nonfinite_outputs:
+            status = f"[red]NaN/Inf in {r.nonfinite_outputs} outputs[/]"
+        elif not r.complete:
+            status = f"[yellow]{status} ({len(r.windows)} windows)[/]"
+        lat = r.latency_ms or {}
+        t.add_row(
+            str(i) if r.latency_ms else "-", r.name, r.format, r.recipe or "-", _common.fmt_bytes(r.model_size_bytes),
+            _common.fmt_pct(r.accuracy), _ms(lat.get("median")), _ms(lat.get("p95")),
+            f"{r.fps:,.0f}" if r.fps else "-", _common.fmt_bytes(r.peak_rss_bytes),
+            _common.fmt_pct(r.window_spread), status,
+        )
+    con = _common.console()
+    if not con.is_terminal:  # piped or captured: do not squeeze the leaderboard into 80 columns
+        con.width = max(con.width, 150)
+    con.print(t)
+
+
+def finish_benchmark(results: list[BenchmarkResult]) -> None:
+    """On stderr: one note line per reason models were skipped, one error line per failed model.
+    Then exit 130 if interrupted, else with the failures' exit code (skipped models are no failure)."""
+    from rich.markup import escape
+
+    from .main import render_error
+
+    err = _common.err_console()
+    skipped: dict[str, list[str]] = {}
+    for r in results:
+        if r.skipped:
+            skipped.setdefault(r.skipped, []).append(r.name)
+    for reason, names in skipped.items():
+        err.print(f"[yellow]note:[/] not benchmarked: {escape(', '.join(names))} ({escape(reason)})", soft_wrap=True)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        render_error(EdgepoolError(r.error["message"], r.error.get("hint")))
+    if any(r.interrupted for r in results):
+        err.print("[yellow]interrupted: finished windows were kept[/]")
+        raise typer.Exit(130)
+    if failed:
+        raise typer.Exit(max(int(r.error.get("exit_code", 2)) for r in failed))
