@@ -1,15 +1,16 @@
-"""Where the shipped data folders are: inside the wheel, or at the top of a checkout."""
+"""Where the shipped data folders are: `edgepool/data/<name>`, package data read through
+`importlib.resources` (the same in a checkout, an editable install and an installed wheel)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-_PKG = Path(__file__).resolve().parent
+DATA_DIRS = ("device_profiles", "quantization")
 
 
 def data_dir(name: str) -> Path:
     """Return the shipped folder `name` ("device_profiles" or "quantization")."""
-    installed = _PKG / "_data" / name
-    if installed.is_dir():
-        return installed
-    return _PKG.parent / name
+    if name not in DATA_DIRS:
+        raise ValueError(f"unknown data folder {name!r}; expected one of {', '.join(DATA_DIRS)}")
+    return Path(str(files("edgepool").joinpath("data", name)))
