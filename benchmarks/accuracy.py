@@ -11,8 +11,9 @@ import statistics
 import sys
 import time
 
-from edgepool.datasets import load_dataset, normalize, split
+from edgepool.datasets import NORM_OFFSET, NORM_SCALE, load_dataset, split
 from edgepool.models import DEFAULT_PRESET, preset
+from edgepool.numeric import normalize
 from edgepool.training import TrainConfig, train
 
 
@@ -20,7 +21,7 @@ def svc_baseline(ds, seed: int) -> float:
     from sklearn.svm import SVC
 
     sp = split(ds, seed)
-    x = normalize(ds.x).reshape(len(ds.x), -1)
+    x = normalize(ds.x, NORM_SCALE, NORM_OFFSET).reshape(len(ds.x), -1)
     clf = SVC(kernel="rbf", gamma="scale", C=10).fit(x[sp.train], ds.y[sp.train])
     return float((clf.predict(x[sp.test]) == ds.y[sp.test]).mean())
 

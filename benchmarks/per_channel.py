@@ -19,10 +19,9 @@ POOLS = ["max", "avg", "l2", "strided"]
 
 def main() -> int:
     from edgepool.datasets import load_dataset
-    from edgepool.export import export
     from edgepool.models import PRESETS, preset
-    from edgepool.quantize import load_recipe
-    from edgepool.runs import save_run
+    from edgepool.pipeline import export, save_run
+    from edgepool.recipes import load_recipe
     from edgepool.training import TrainConfig, train
 
     ds = load_dataset(sys.argv[1] if len(sys.argv) > 1 else "mnist-5k")
@@ -36,8 +35,9 @@ def main() -> int:
                 spec = preset(name)
                 spec = dataclasses.replace(spec, blocks=[dataclasses.replace(b, pool=pool) for b in spec.blocks])
                 run = save_run(train(spec, ds, TrainConfig(epochs=12, seed=0)), Path(tmp) / f"{name}-{pool}")
-                t, c = (export(run, r, strict=False) for r in (per_tensor, per_channel))
+                t, c = (export(run, r) for r in (per_tensor, per_channel))
                 vt, vc = t.verification, c.verification
+                t, c = t.export, c.export
                 worst = min(worst, vt["accuracy_delta_pp"] - vc["accuracy_delta_pp"])
                 print(
                     f"{name:10} {pool:8} {100 * vt['reference_accuracy']:6.2f}% | {100 * vt['accuracy']:9.2f}% {100 * vt['agreement']:6.2f}% "

@@ -38,11 +38,17 @@ def median_latency_ms(model_file: Path, runs: int = 2000) -> float:
     return float(np.median(times) / 1e6)
 
 
+def export_verification(export_dir: Path) -> dict:
+    from edgepool.runs import load_export
+
+    return load_export(export_dir).verification() or {}
+
+
 def main() -> int:
     from edgepool.datasets import load_dataset
-    from edgepool.export import export
     from edgepool.models import preset
-    from edgepool.runs import load_run, save_run
+    from edgepool.pipeline import export, save_run
+    from edgepool.runs import load_run
     from edgepool.training import TrainConfig, train
 
     if len(sys.argv) > 1:
@@ -54,20 +60,21 @@ def main() -> int:
         run = load_run(out)
     import dataclasses
 
-    from edgepool.quantize import load_recipe
+    from edgepool.recipes import load_recipe
 
     recipes = {r: load_recipe(r) for r in RECIPES}
     recipes[PER_CHANNEL] = dataclasses.replace(recipes["int8"], name=PER_CHANNEL, per_channel=True)
-    res = {r: export(run, rec, name=f"bench-{r}", force=True, strict=False) for r, rec in recipes.items()}
+    res = {r: export(run, rec, out=run.export_dir(f"bench-{r}"), force=True).export for r, rec in recipes.items()}
+    ver = {r: export_verification(run.export_dir(f"bench-{r}")) for r in recipes}
     lat = {r: median_latency_ms(res[r].path / "model.tflite") for r in recipes}
     f32 = res["float32"]
     print(f"run {run.path}: keras test accuracy {100 * run.manifest['metrics']['test_accuracy']:.2f}%")
     print(f"{'recipe':17} {'size':>9} {'x smaller':>9} {'accuracy':>9} {'Δ pp':>6} {'agreement':>9} {'median ms':>10} {'x f32':>6} status")
     for r in recipes:
-        v = res[r].verification
+        v = ver[r]
         print(f"{r:17} {res[r].size_bytes:>9} {f32.size_bytes / res[r].size_bytes:>9.2f} {100 * v['accuracy']:>8.2f}% "
               f"{v['accuracy_delta_pp']:>+6.2f} {100 * v['agreement']:>8.2f}% {lat[r]:>10.4f} {lat[r] / lat['float32']:>6.2f} {v['status']}")
-    q, p, pc = res["int8-qat"].verification, res["int8"].verification, res[PER_CHANNEL].verification
+    q, p, pc = ver["int8-qat"], ver["int8"], ver[PER_CHANNEL]
     print()
     print(f"int8-qat within 0.3 pp of float: {abs(q['accuracy_delta_pp']):.2f} pp -> {'met' if abs(q['accuracy_delta_pp']) <= 0.3 else 'NOT met'}")
     print(f"int8-qat agreement >= 99.5%: {100 * q['agreement']:.2f}% -> {'met' if q['agreement'] >= 0.995 else 'NOT met'}")

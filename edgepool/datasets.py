@@ -79,10 +79,6 @@ class Split:
         }
 
 
-def normalize(x_raw: np.ndarray, scale: float = NORM_SCALE, offset: float = NORM_OFFSET) -> np.ndarray:
-    return (x_raw.astype(np.float32) * np.float32(scale) + np.float32(offset)).astype(np.float32)
-
-
 def load_dataset(
     source: str | Path,
     *,
@@ -92,7 +88,7 @@ def load_dataset(
 ) -> Dataset:
     """Load `digits`, `mnist-5k`, an image folder (one sub-folder per class) or an .npz file."""
     if channels not in (None, 1, 3):
-        raise DataError(f"--channels must be 1 or 3, not {channels}", "use 1 for grayscale, 3 for RGB")
+        raise DataError(f"channels must be 1 or 3, not {channels}", "use 1 for grayscale, 3 for RGB")
     s = str(source)
     if s in BUILTIN:
         ds = _builtin(s)
@@ -256,7 +252,7 @@ def _image_folder(root: Path, *, channels: int | None, image_size: tuple[int, in
     if bad and not skip_bad:
         raise DataError(
             f"cannot read image {bad[0]['path']} ({bad[0]['error']})" + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
-            "fix or remove the file, or pass --skip-bad to skip unreadable images",
+            "fix or remove the file, or skip unreadable images (they are listed in the manifest)",
         )
     if not opened:
         raise DataError(f"{root} has no readable images", "check the files")

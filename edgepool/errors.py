@@ -45,7 +45,7 @@ class ExportError(InputError):
 
 
 class ExistsError(InputError):
-    """Refusing to overwrite something without --force."""
+    """Refusing to overwrite something unless asked to (force)."""
 
 
 class DeviceError(EdgepoolError):

@@ -10,8 +10,14 @@ A run directory::
       confusion_matrix.png   on the test split
       data/test.npz          raw test split (x uint8 NHWC, y int64) for verification and device accuracy
       data/calib.npz         raw samples from the *training* split, for PTQ calibration
-      exports/<name>/        model.tflite | model.mlpackage, model.json sidecar, labels.txt, verify.json
+      qat/<recipe>/          a quantization-aware fine-tune (`edgepool quantize`)
+      exports/<name>/        model.tflite | model_edgetpu.tflite | model.mlpackage | model.mlmodel,
+                             model.json sidecar, labels.txt, verify.json
       benchmarks/<stamp>.json
+
+This module owns that layout (`Run`, `Export`) and imports nothing above the storage layer: callers
+hand it finished bytes, arrays and records. Paths stored in a manifest or sidecar are relative to
+the folder that holds the file, so a run can be moved and used from any working directory.
 
 Every write is atomic (temp file + rename); a whole directory is built in a hidden staging folder
 beside its target and renamed into place only when complete, so nothing half-written is left behind
@@ -34,8 +40,10 @@ from typing import Any
 import numpy as np
 
 from .errors import ExistsError, ModelError
+from .numeric import normalize
 
 MANIFEST = "manifest.json"
+QAT = "qat"
 MODEL_FILE = "model.keras"
 HISTORY = "history.json"
 TEST_DATA = "data/test.npz"
@@ -45,6 +53,11 @@ BENCHMARKS = "benchmarks"
 SIDECAR = "model.json"
 LABELS = "labels.txt"
 VERIFY = "verify.json"
+EXISTS_HINT = "overwrite it on purpose (force), or choose another output"
+# the model file of an export, in the order one is looked for when model.json does not name it
+MODEL_FILES = ("model.tflite", "model_edgetpu.tflite", "model.mlpackage", "model.mlmodel")
+TRAINING_CURVE = "training_curve.png"
+CONFUSION_MATRIX = "confusion_matrix.png"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -52,6 +65,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a saved file gets the mode open() would give it
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -61,6 +75,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -113,7 +133,7 @@ def staged_dir(target: Path, force: bool = False, what: str = "directory") -> It
     """
     target = Path(target)
     if target.exists() and not force:
-        raise ExistsError(f"{what} {target} already exists", "pass --force to overwrite it, or choose another --out")
+        raise ExistsError(f"{what} {target} already exists", EXISTS_HINT)
     target.parent.mkdir(parents=True, exist_ok=True)
     stage = target.parent / f".{target.name}.staging-{uuid.uuid4().hex[:8]}"
     stage.mkdir()
@@ -129,6 +149,43 @@ def staged_dir(target: Path, force: bool = False, what: str = "directory") -> It
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+
+
+def stored_path(target: Path, base: Path) -> str:
+    """How a path is stored in a file that lives in `base`: relative to `base` (works from any cwd)."""
+    return os.path.relpath(Path(target).absolute(), Path(base).absolute())
+
+
+def resolve_stored(text: str, base: Path) -> Path:
+    """The inverse of `stored_path`: an absolute path stays, a relative one is taken from `base`."""
+    p = Path(text)
+    return p if p.is_absolute() else Path(os.path.normpath(Path(base).absolute() / p))
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def refuse_existing(target: Path, force: bool, what: str) -> None:
+    """Fail before any work when `target` exists and `force` is not given."""
+    if Path(target).exists() and not force:
+        raise ExistsError(f"{what} {target} already exists", EXISTS_HINT)
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of a file, or of every file under a directory (a .mlpackage)."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return p.stat().st_size
 
 
 @dataclass
@@ -153,12 +210,38 @@ class Run:
     def exports_dir(self) -> Path:
         return self.path / EXPORTS
 
-    def load_model(self) -> Any:
-        from .models import load_model
+    def export_dir(self, name: str) -> Path:
+        return self.path / EXPORTS / name
 
+    def exports(self) -> list[Export]:
+        """Every finished export of the run (staging folders are skipped), sorted by name."""
+        d = self.exports_dir()
+        if not d.is_dir():
+            return []
+        return [load_export(p) for p in sorted(d.iterdir()) if p.is_dir() and not p.name.startswith(".") and (p / SIDECAR).is_file()]
+
+    def benchmarks_dir(self) -> Path:
+        return self.path / BENCHMARKS
+
+    def benchmarks(self) -> list[Path]:
+        """Saved benchmark result files, oldest first."""
+        d = self.benchmarks_dir()
+        return sorted(d.glob("*.json"), key=lambda p: p.stat().st_mtime) if d.is_dir() else []
+
+    def qat_dir(self, recipe_name: str) -> Path:
+        return self.path / QAT / recipe_name
+
+    def model_sha256(self) -> str:
+        self.require_model()
+        return file_sha256(self.model_path)
+
+    @property
+    def data_fingerprint(self) -> str | None:
+        return self.manifest.get("data", {}).get("fingerprint")
+
+    def require_model(self) -> None:
         if not self.model_path.is_file():
-            raise ModelError(f"run {self.path} has no {MODEL_FILE}", "train one with `edgepool train --out RUN`")
-        return load_model(self.model_path)
+            raise ModelError(f"run {self.path} has no {MODEL_FILE}", "train a model into it first")
 
     def _npz(self, rel: str) -> tuple[np.ndarray, np.ndarray]:
         p = self.path / rel
@@ -177,8 +260,6 @@ class Run:
 
     def normalize(self, x_raw: np.ndarray) -> np.ndarray:
         """Apply the run's recorded normalization: x = raw * scale + offset (float32)."""
-        from .datasets import normalize
-
         return normalize(x_raw, self.input_spec["scale"], self.input_spec["offset"])
 
 
@@ -186,7 +267,7 @@ def load_run(path: str | Path) -> Run:
     """Open a run directory (or fail with a clear error)."""
     p = Path(path)
     if not p.exists():
-        raise ModelError(f"run {p} does not exist", "train one with `edgepool train --out RUN`")
+        raise ModelError(f"run {p} does not exist", "check the path, or train a model into it first")
     if not p.is_dir():
         raise ModelError(f"{p} is not a run directory", "pass the folder `edgepool train` wrote")
     if not (p / MANIFEST).is_file():
@@ -194,54 +275,137 @@ def load_run(path: str | Path) -> Run:
     return Run(path=p, manifest=read_json(p / MANIFEST))
 
 
-def save_run(result: Any, out: str | Path, force: bool = False) -> Run:
-    """Write a TrainResult as a complete run directory (atomically; refuses to overwrite without force)."""
-    import datetime
+def write_run(
+    out: Path,
+    *,
+    manifest: dict[str, Any],
+    save_model: Any,
+    arrays: dict[str, dict[str, np.ndarray]],
+    files: dict[str, bytes],
+    records: dict[str, Any],
+    force: bool = False,
+) -> Run:
+    """Write a complete run directory atomically (refuses to overwrite without `force`).
 
-    from . import __version__
-    from .report.plots import confusion_matrix_png, training_curve_png
-    from .training import package_versions
-
+    `save_model(path)` writes the model file; `arrays` are .npz files, `files` raw bytes and `records`
+    JSON documents, each keyed by its path inside the run. The manifest is written last.
+    """
     out = Path(out)
-    ds, sp, cfg = result.dataset, result.split, result.config
     with staged_dir(out, force, what="run") as d:
-        from ._tf import quiet_stderr
-
-        with quiet_stderr():
-            result.model.save(d / MODEL_FILE)
-        write_npz(d / TEST_DATA, x=ds.x[sp.test], y=ds.y[sp.test])
-        rng = np.random.default_rng(cfg.seed + 1)
-        calib = np.sort(rng.choice(sp.train, size=min(cfg.calibration_samples, len(sp.train)), replace=False))
-        write_npz(d / CALIB_DATA, x=ds.x[calib], y=ds.y[calib])
-        atomic_write_json(d / HISTORY, result.history)
-        atomic_write_bytes(d / "training_curve.png", training_curve_png(result.history, f"{result.spec.name} on {ds.name}"))
-        atomic_write_bytes(d / "confusion_matrix.png", confusion_matrix_png(result.metrics["test"]["confusion_matrix"], ds.labels))
-        manifest = {
-            "schema_version": 1,
-            "kind": "edgepool-run",
-            "name": out.name,
-            "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "edgepool_version": __version__,
-            "model": {"file": MODEL_FILE, "spec": result.spec.to_dict(), "params": result.metrics["params"], "macs": result.metrics["macs"]},
-            "data": {**ds.describe(), "split": sp.describe(), "calibration_samples": int(len(calib))},
-            "input": result.input_spec,
-            "training": {**vars(cfg), "best_epoch": result.best_epoch, "epochs_run": result.metrics["epochs_run"]},
-            "metrics": {
-                "test_accuracy": result.metrics["test"]["accuracy"],
-                "val_accuracy": result.metrics["val_accuracy"],
-                "per_class_accuracy": result.metrics["test"]["per_class_accuracy"],
-                "confusion_matrix": result.metrics["test"]["confusion_matrix"],
-            },
-            "timings": result.timings,
-            "versions": package_versions(),
-            "files": {
-                "model": MODEL_FILE,
-                "history": HISTORY,
-                "test_data": TEST_DATA,
-                "calibration_data": CALIB_DATA,
-                "training_curve": "training_curve.png",
-                "confusion_matrix": "confusion_matrix.png",
-            },
-        }
+        save_model(d / MODEL_FILE)
+        for rel, arr in arrays.items():
+            write_npz(d / rel, **arr)
+        for rel, data in files.items():
+            atomic_write_bytes(d / rel, data)
+        for rel, obj in records.items():
+            atomic_write_json(d / rel, obj)
         atomic_write_json(d / MANIFEST, manifest)
     return load_run(out)
+
+
+@dataclass
+class Export:
+    """An export folder on disk: model file(s), model.json sidecar, labels.txt, verify.json."""
+
+    path: Path
+    sidecar: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def format(self) -> str:
+        return str(self.sidecar["format"])
+
+    @property
+    def model_file(self) -> Path:
+        return self.path / self.sidecar["file"]
+
+    @property
+    def verify_file(self) -> Path:
+        """The file verification runs: the CPU int8 model of an Edge TPU-compiled export, else the model."""
+        return self.path / self.sidecar.get("cpu_file", self.sidecar["file"])
+
+    @property
+    def size_bytes(self) -> int:
+        return tree_size(self.model_file)
+
+    @property
+    def source_run_path(self) -> Path | None:
+        src = self.sidecar.get("source_run")
+        return resolve_stored(src, self.path) if src else None
+
+    def verification(self) -> dict[str, Any] | None:
+        p = self.path / VERIFY
+        return read_json(p) if p.is_file() else None
+
+
+def find_model_file(path: Path, *, tflite_only: bool = False) -> Path:
+    """An export folder (or a model file) -> its model file; model.json names it, else MODEL_FILES order."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model {p} does not exist", "check the path")
+    if not p.is_dir() or p.suffix == ".mlpackage":
+        return p
+    names = MODEL_FILES[:2] if tflite_only else MODEL_FILES
+    if (p / SIDECAR).is_file():
+        side = read_json(p / SIDECAR)
+        if isinstance(side, dict) and side.get("file") and (not tflite_only or str(side["file"]).endswith(".tflite")):
+            f = p / str(side["file"])
+            if not f.exists():
+                raise ModelError(f"{f} is missing (named in {p / SIDECAR})", "re-export the model")
+            return f
+    for name in names:
+        if (p / name).exists():
+            return p / name
+    kind = "TFLite model" if tflite_only else "exported model"
+    raise ModelError(f"{p} holds no {kind} ({', '.join(names)})", "pass an export folder or a model file")
+
+
+def load_export(path: str | Path) -> Export:
+    """An export folder (or its model file) -> Export."""
+    p = Path(path)
+    d = p if p.is_dir() and p.suffix != ".mlpackage" else p.parent
+    if not (d / SIDECAR).is_file():
+        if not p.exists():
+            raise ModelError(f"{p} does not exist", "pass a folder written by `edgepool export` or `edgepool convert`")
+        raise ModelError(f"{p} is not an edgepool export (no {SIDECAR})", "pass a folder written by `edgepool export` or `edgepool convert`")
+    side = read_json(d / SIDECAR)
+    if not isinstance(side, dict) or "file" not in side or "format" not in side:
+        raise ModelError(f"{d / SIDECAR} is not an edgepool model.json", "re-export the model")
+    return Export(d, side)
+
+
+def save_export(artifact: Any, target: Path, *, labels: list[str], force: bool = False) -> Export:
+    """Write an exporter's `Artifact` (edgepool.types) into `target` atomically: its files, model.json, labels.txt."""
+    target = Path(target)
+    with staged_dir(target, force=force, what="export") as stage:
+        for name, data in artifact.files.items():
+            if isinstance(data, bytes):
+                atomic_write_bytes(stage / name, data)
+            else:  # a directory or file built elsewhere (a .mlpackage): move it in, then drop its temp folder
+                src = Path(data)
+                shutil.move(str(src), str(stage / name))
+                with contextlib.suppress(OSError):
+                    src.parent.rmdir()
+        sidecar = dict(artifact.sidecar)
+        src_run = sidecar.get("source_run")
+        if src_run:
+            sidecar["source_run"] = stored_path(Path(src_run), target)
+        atomic_write_json(stage / SIDECAR, sidecar)
+        atomic_write_text(stage / LABELS, "\n".join(labels) + "\n")
+    return load_export(target)
+
+
+def save_verification(export: Export, record: dict[str, Any]) -> None:
+    atomic_write_json(export.path / VERIFY, record)
+
+
+def save_qat(target: Path, savers: dict[str, Any], records: dict[str, Any], *, force: bool = False) -> None:
+    """Write a QAT model folder atomically: `savers` map file names to `save(path)` callables."""
+    with staged_dir(target, force=force, what="QAT model") as d:
+        for name, save in savers.items():
+            save(d / name)
+        for name, obj in records.items():
+            atomic_write_json(d / name, obj)

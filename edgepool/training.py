@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .datasets import NORM_OFFSET, NORM_SCALE, Dataset, Split, normalize, split
+from .datasets import NORM_OFFSET, NORM_SCALE, Dataset, Split, split
 from .models import ModelSpec, build_model, count_macs, count_params
-
-# progress(epoch_done, epochs_max, logs) — the CLI draws a bar with it
-Progress = Callable[[int, int, dict[str, float]], None]
+from .numeric import normalize, softmax
+from .types import ProgressEvent, ProgressFn
 
 
 @dataclass
@@ -71,8 +69,9 @@ def fit(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     cfg: TrainConfig,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
     teacher: Any = None,
+    stage: str = "train",
 ) -> dict[str, list[float]]:
     """Train `model` in place (Adam + cosine decay, shift augmentation, early stopping on validation).
 
@@ -95,8 +94,7 @@ def fit(
             return y
         with quiet_stderr():
             logits = teacher.predict(x, batch_size=512, verbose=0)
-        e = np.exp(logits - logits.max(1, keepdims=True))
-        return (e / e.sum(1, keepdims=True)).astype(np.float32)
+        return softmax(logits).astype(np.float32)
 
     yva_t = targets(xva, yva)
     max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(xtr.shape[1:3]) / 14))
@@ -122,7 +120,7 @@ def fit(
         else:
             stale += 1
         if progress:
-            progress(epoch + 1, cfg.epochs, logs)
+            progress(ProgressEvent(stage, epoch + 1, cfg.epochs, data=logs))
         if stale >= cfg.patience:
             break
     model.set_weights(best_weights)
@@ -135,7 +133,7 @@ def train(
     spec: ModelSpec,
     dataset: Dataset,
     config: TrainConfig | None = None,
-    progress: Progress | None = None,
+    progress: ProgressFn | None = None,
 ) -> TrainResult:
     """Train `spec` on `dataset`; deterministic for a given seed on the same machine."""
     from ._tf import keras, quiet_stderr, tf
@@ -147,7 +145,7 @@ def train(
     k.utils.set_random_seed(cfg.seed)
     tfm.config.experimental.enable_op_determinism()
     sp = split(dataset, cfg.seed, cfg.val_fraction, cfg.test_fraction)
-    x = normalize(dataset.x)
+    x = normalize(dataset.x, NORM_SCALE, NORM_OFFSET)
     xtr, ytr = x[sp.train], dataset.y[sp.train]
     xva, yva = x[sp.val], dataset.y[sp.val]
     xte, yte = x[sp.test], dataset.y[sp.test]
@@ -192,6 +190,44 @@ def train(
     )
 
 
+def calibration_indices(result: TrainResult) -> np.ndarray:
+    """Which training-split samples become RUN/data/calib.npz (never the test split)."""
+    train_idx = result.split.train
+    rng = np.random.default_rng(result.config.seed + 1)
+    n = min(result.config.calibration_samples, len(train_idx))
+    return np.sort(rng.choice(train_idx, size=n, replace=False))
+
+
+def run_manifest(result: TrainResult, name: str, calib_count: int, files: dict[str, str]) -> dict[str, Any]:
+    """The manifest.json of the run `result` becomes (the one record of what happened)."""
+    import dataclasses
+    import datetime
+
+    from . import __version__
+
+    ds, sp, cfg = result.dataset, result.split, result.config
+    return {
+        "schema_version": 1,
+        "kind": "edgepool-run",
+        "name": name,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "edgepool_version": __version__,
+        "model": {"file": files["model"], "spec": result.spec.to_dict(), "params": result.metrics["params"], "macs": result.metrics["macs"]},
+        "data": {**ds.describe(), "split": sp.describe(), "calibration_samples": int(calib_count)},
+        "input": result.input_spec,
+        "training": {**dataclasses.asdict(cfg), "best_epoch": result.best_epoch, "epochs_run": result.metrics["epochs_run"]},
+        "metrics": {
+            "test_accuracy": result.metrics["test"]["accuracy"],
+            "val_accuracy": result.metrics["val_accuracy"],
+            "per_class_accuracy": result.metrics["test"]["per_class_accuracy"],
+            "confusion_matrix": result.metrics["test"]["confusion_matrix"],
+        },
+        "timings": result.timings,
+        "versions": package_versions(),
+        "files": files,
+    }
+
+
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -208,8 +244,9 @@ def evaluate_run(run: Any, dataset: Dataset | None = None) -> dict[str, Any]:
     """Evaluate a run's model on its test split, or on all of `dataset` (same input shape and classes)."""
     from ._tf import quiet_stderr
     from .errors import DataError
+    from .models import load_run_model
 
-    model = run.load_model()
+    model = load_run_model(run)
     labels = run.labels
     if dataset is None:
         x_raw, y = run.test_data()
@@ -219,7 +256,7 @@ def evaluate_run(run: Any, dataset: Dataset | None = None) -> dict[str, Any]:
         if dataset.input_shape != want:
             raise DataError(
                 f"data {dataset.name} has images of shape {dataset.input_shape}, the model takes {want}",
-                f"pass --image-size {want[0]}x{want[1]} --channels {want[2]}",
+                f"resize the data to {want[0]}x{want[1]} with {want[2]} channel(s)",
             )
         if dataset.labels != labels:
             raise DataError(f"data {dataset.name} has classes {dataset.labels}, the model was trained on {labels}", "evaluate on data with the same classes")

@@ -123,7 +123,11 @@ class Verification:
     details: dict[str, Any] = field(default_factory=dict)
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.details.get(key, default)
+        return self.to_dict().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        """The record's field as in verify.json (`v["agreement"]`, `v["status"]` -> "pass")."""
+        return self.to_dict()[key]
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"status": self.status.value}

@@ -18,12 +18,20 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory):
     """A finished run: the `tiny` preset trained 3 epochs on digits (a few seconds). Read-only for tests."""
     from edgepool.datasets import load_dataset
     from edgepool.models import preset
-    from edgepool.runs import save_run
+    from edgepool.pipeline import save_run
     from edgepool.training import TrainConfig, train
 
     out = tmp_path_factory.mktemp("runs") / "tiny-digits"
     result = train(preset("tiny"), load_dataset("digits"), TrainConfig(epochs=3, seed=0, calibration_samples=100))
     return save_run(result, out)
+
+
+@pytest.fixture(scope="session")
+def tflite_models(tmp_path_factory: pytest.TempPathFactory):
+    """Tiny converted .tflite models by name (`tests/_inspect_models.py`): `.path(name)` converts on first use."""
+    from tests._inspect_models import Models
+
+    return Models(tmp_path_factory.mktemp("inspect-models"))
 
 
 @pytest.fixture

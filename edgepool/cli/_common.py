@@ -43,6 +43,22 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
+def command_group(help_text: str) -> Any:
+    """A Typer sub-app for a command with subcommands (`profiles list`, `recipes show`, ...)."""
+    import typer
+
+    return typer.Typer(help=help_text, no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def hint_for(e: Any) -> str | None:
+    """An error's hint in command-line words: the library says what to do, the CLI names the flag."""
+    from ..errors import ExistsError
+
+    if isinstance(e, ExistsError):
+        return "pass --force to overwrite it, or choose another --out"
+    return e.hint
+
+
 def fmt_bytes(n: float | None) -> str:
     if n is None:
         return "-"

@@ -36,3 +36,4 @@ def load_data(data: str, channels: int | None, image_size: str | None, skip_bad:
     from ..datasets import load_dataset
 
     return load_dataset(data, channels=channels, image_size=parse_size(image_size), skip_bad=skip_bad)
+RecipeOpt = Annotated[str, typer.Option("--recipe", "-r", help="Recipe name (`edgepool recipes list`) or a .toml path")]

@@ -22,23 +22,37 @@ def convert(
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Export and verify RUN's model for each device profile (format and recipe come from the profile)."""
-    from ..convert import convert_for_profiles
-    from ..errors import InputError
+    """Export and verify RUN's model for each device profile (format and recipe come from the profile).
+
+    Exits non-zero when any profile's export failed verification or could not be made.
+    """
+    from .. import pipeline
+    from ..errors import InputError, ProfileError
     from ..profiles import list_profiles, resolve
     from ..runs import load_run
-    from .quantize import _fail_on, export_rows, print_export_table
+    from ._render import (
+        export_row,
+        fail_unless_passed,
+        print_export_table,
+        print_shadow_notices,
+        progress_bar,
+    )
 
     if not profile and not all_profiles:
         raise InputError("no device profile given", "pass --profile NAME (see `edgepool profiles list`) or --all")
     r = load_run(run)
-    profiles = list_profiles() if all_profiles else [resolve(p) for p in profile or []]
-    results = convert_for_profiles(
-        r, profiles, force=force, progress_console=None if json_out else _common.err_console(), image_input=image_input
-    )
-    rows = export_rows(results)
+    broken: list = []
+    profiles = list_profiles(errors=broken) if all_profiles else [resolve(p) for p in profile or []]
+    for b in broken:  # the good profiles are still converted; the command fails at the end
+        _common.err_console().print(f"invalid: {b.error}", soft_wrap=True, markup=False)
+    print_shadow_notices(profiles)
+    with progress_bar(enabled=not json_out) as cb:
+        result = pipeline.convert(r, profiles, force=force, image_input=image_input, progress=cb)
+    rows = [export_row(o) for o in result.outcomes]
     if json_out:
         _common.print_json(rows)
     else:
         print_export_table(rows, f"convert {r.path}")
-    _fail_on(rows)
+    fail_unless_passed(rows)
+    if broken:
+        raise ProfileError(f"{len(broken)} device profile(s) could not be read", "fix them; `edgepool profiles validate FILE` shows why")

@@ -23,23 +23,27 @@ def demo(
 ) -> None:
     """The whole job on built-in data: train the default model, convert it for every built-in device
     profile (export + verify), and benchmark the TFLite exports on this machine."""
+    from rich.table import Table
+
+    from .. import pipeline
+    from ..bench.protocol import BenchOptions
     from ..datasets import load_dataset
     from ..models import DEFAULT_PRESET, preset
-    from ..runs import save_run
-    from ..training import TrainConfig, train
-    from ._render import epoch_progress
+    from ..profiles import list_profiles
+    from ..recipes import load_recipe
+    from ..training import TrainConfig
+    from ..types import Format
+    from ._bench_view import benchmark_progress, benchmark_table, finish_benchmark
+    from ._render import export_row, print_export_table, progress_bar
 
     c = _common.console()
     out = out or Path("runs") / f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
     spec = preset(DEFAULT_PRESET)
     ds = load_dataset(data)
     c.print(f"[bold]1/3 train[/] {spec.name} on {ds.name} ({len(ds.y)} images {ds.input_shape}) -> {out}")
-    with epoch_progress(f"train {spec.name}") as cb:
-        result = train(spec, ds, TrainConfig(epochs=epochs, seed=seed), progress=cb)
-    run = save_run(result, out)
+    with progress_bar(f"train {spec.name}") as cb:
+        run = pipeline.train_run(spec, ds, TrainConfig(epochs=epochs, seed=seed), out, progress=cb)
     m = run.manifest
-    from rich.table import Table
-
     t = Table(title="edgepool demo")
     for col in ("run", "model", "data", "params", "MACs", "test accuracy", "train time"):
         t.add_column(col)
@@ -50,35 +54,28 @@ def demo(
     c.print(t)
 
     # 2. convert for every built-in profile (+ a float32 reference export), each verified
-    from ..convert import convert_for_profiles
-    from ..export import export
-    from ..profiles import list_profiles
-    from .quantize import export_rows, print_export_table
-
     profiles = [p for p in list_profiles() if p.builtin]
     c.print(f"[bold]2/3 convert[/] for {len(profiles)} built-in device profiles + a float32 reference")
-    results = [("float32 (reference)", export(run, "float32", strict=False))]
-    results += convert_for_profiles(run, profiles, progress_console=_common.err_console())
-    print_export_table(export_rows(results), "exports (verified on the test split)")
+    with progress_bar() as cb:
+        reference = pipeline.export(run, load_recipe("float32"), progress=cb)
+        reference.target = "float32 (reference)"
+        converted = pipeline.convert(run, profiles, progress=cb)
+    outcomes = [reference, *converted.outcomes]
+    print_export_table([export_row(o) for o in outcomes], "exports (verified on the test split)")
 
-    # 3. benchmark on this machine: one export per distinct TFLite model
-    from ..bench.protocol import BenchOptions
-    from ..bench.runner import benchmark, save_results
-    from .benchmark import _progress, _table, finish
-
+    # 3. benchmark on this machine: one export per distinct TFLite recipe
     seen: set[str] = set()
     targets = []
-    for _, res in results:
-        if isinstance(res, str) or res.sidecar.get("format") != "tflite" or res.sidecar["recipe"] in seen:
-            continue
-        seen.add(res.sidecar["recipe"])
-        targets.append(res.path)
+    for o in outcomes:
+        if o.export is not None and o.export.format == Format.TFLITE and o.export.sidecar["recipe"] not in seen:
+            seen.add(o.export.sidecar["recipe"])
+            targets.append(o.export.path)
     c.print(f"[bold]3/3 benchmark[/] {len(targets)} TFLite exports on this machine (1 thread; Core ML needs an Apple device)")
     options = BenchOptions(runs=50, min_seconds=0.5, windows=3)
-    with _progress(enabled=True) as progress:
-        bench = benchmark(targets, options, progress=progress, keep_going=True)
-    _table(bench)
-    for p in save_results(bench, options):
+    with benchmark_progress(enabled=True) as progress:
+        results, saved = pipeline.benchmark(targets, options, keep_going=True, progress=progress)
+    benchmark_table(results)
+    for p in saved:
         c.print(f"[dim]saved {p}[/]")
-    finish(bench)
+    finish_benchmark(results)
     c.print(f"next: [bold]edgepool inspect {run.path}/exports/host-cpu --profile raspberry-pi-5[/]")

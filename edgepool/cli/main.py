@@ -23,9 +23,13 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "models",
+    "recipes",
     "quantize",
+    "export",
+    "verify",
     "convert",
     "inspect",
+    "estimate",
     "benchmark",
     "profiles",
 ]
@@ -56,8 +60,9 @@ def render_error(e: EdgepoolError) -> None:
     from rich.markup import escape
 
     line = f"[bold red]error:[/] {escape(e.message)}"
-    if e.hint:
-        line += f" [dim](hint: {escape(e.hint)})[/]"
+    hint = _common.hint_for(e)
+    if hint:
+        line += f" [dim](hint: {escape(hint)})[/]"
     _common.err_console().print(line, soft_wrap=True)
 
 

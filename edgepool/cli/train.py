@@ -37,11 +37,10 @@ def train(
     """Train a lightweight pooling CNN and write a run directory (model, manifest, plots, test split)."""
     import dataclasses
 
+    from .. import pipeline
     from ..models import preset
-    from ..runs import save_run
     from ..training import TrainConfig
-    from ..training import train as train_fn
-    from ._render import epoch_progress
+    from ._render import progress_bar
 
     spec = preset(model)
     if pool:
@@ -53,17 +52,12 @@ def train(
     spec.validate()
     ds = load_data(data, channels, image_size, skip_bad)
     out = out or Path("runs") / f"{spec.name}-{Path(ds.name).name}-s{seed}"
-    if out.exists() and not force:  # fail before training, not after
-        from ..errors import ExistsError
-
-        raise ExistsError(f"run {out} already exists", "pass --force to overwrite it, or choose another --out")
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, learning_rate=lr, patience=patience, seed=seed, augment=not no_augment)
     skipped = len(ds.source.get("skipped", []))
     if skipped and not json_out:
         _common.err_console().print(f"[yellow]skipped {skipped} unreadable image(s)[/] (listed in the manifest)")
-    with epoch_progress(f"train {spec.name} on {ds.name}", enabled=not json_out) as cb:
-        result = train_fn(spec, ds, cfg, progress=cb)
-    run = save_run(result, out, force=force)
+    with progress_bar(f"train {spec.name} on {ds.name}", enabled=not json_out) as cb:
+        run = pipeline.train_run(spec, ds, cfg, out, force=force, progress=cb)
     m = run.manifest
     summary = {
         "run": str(run.path),

@@ -1,9 +1,12 @@
-"""Compile an int8 .tflite for the Edge TPU with Coral's `edgetpu_compiler`, when it is installed.
+"""Edge TPU export: a full-integer .tflite, compiled with Coral's `edgetpu_compiler` where it is installed.
 
-`compile_for_edgetpu(tflite_path, out_dir)` runs the compiler, stores `model_edgetpu.tflite` and the
-compiler's log in `out_dir`, parses the log's mapped/CPU counts and per-operator table, and compares
-them with edgepool's own prediction (`edgepool.inspect.edgetpu.analyze_edgetpu`). Without the
-compiler it returns a result that says so (`compiled=False`) with an install hint: it never pretends.
+`export(source, recipe, profile)` makes the int8 model (`tflite.export`), predicts which ops the Edge
+TPU maps (`edgepool.inspect.edgetpu.analyze_edgetpu`), and runs the compiler when it is on PATH:
+the Artifact then holds `model_edgetpu.tflite` (what a device runs, with the libedgetpu delegate),
+the compiler log, and the CPU int8 `model.tflite` it was compiled from (what verification runs).
+Without the compiler the export is the int8 model and says "not compiled": it never pretends.
+`compile_for_edgetpu(tflite_path, out_dir)` is the compiler step alone; its log parser compares the
+compiler's mapped/CPU counts with the prediction.
 """
 
 from __future__ import annotations
@@ -13,10 +16,17 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from edgepool.errors import ExportError
-from edgepool.inspect.edgetpu import EdgeTpuAnalysis, analyze_edgetpu
+from ..errors import ExportError
+from ..inspect.edgetpu import EdgeTpuAnalysis, analyze_edgetpu
+from ..types import Artifact, Format
+from . import tflite
+from .source import ModelSource
+
+if TYPE_CHECKING:
+    from ..profiles import DeviceProfile
+    from ..recipes import QuantRecipe
 
 COMPILER = "edgetpu_compiler"
 OUTPUT_NAME = "model_edgetpu.tflite"
@@ -156,8 +166,6 @@ def compile_for_edgetpu(
 
     `compiler` overrides the executable found on PATH. Raises ExportError if the compiler runs and fails.
     """
-    from edgepool.runs import atomic_write_text
-
     tflite_path = Path(tflite_path)
     prediction = analyze_edgetpu(tflite_path)
     exe = compiler or find_compiler()
@@ -188,7 +196,7 @@ def compile_for_edgetpu(
         if compiler_log.exists():
             text += "\n" + compiler_log.read_text(errors="replace")
         log_path = out_dir / LOG_NAME
-        atomic_write_text(log_path, text)
+        log_path.write_text(text)
         if proc.returncode != 0 or not produced.exists():
             last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "no output")
             raise ExportError(f"{COMPILER} failed on {tflite_path} (exit {proc.returncode}): {last[:200]}",
@@ -203,3 +211,44 @@ def compile_for_edgetpu(
     if mismatches:
         msg += f" (differs from edgepool's prediction: {mismatches[0]})"
     return EdgeTpuCompileResult(True, msg, prediction, target, log_path, log, mismatches)
+
+
+def export(source: ModelSource, recipe: QuantRecipe, profile: DeviceProfile | None = None) -> Artifact:
+    """The int8 model for the Edge TPU, compiled when the compiler is here; notes say what runs where."""
+    import tempfile
+
+    art = tflite.export(source, recipe, profile)
+    with tempfile.TemporaryDirectory(prefix="edgepool-edgetpu-") as tmp:
+        cpu_model = Path(tmp) / tflite.MODEL_FILE
+        cpu_model.write_bytes(art.model_bytes)
+        res = compile_for_edgetpu(cpu_model, Path(tmp) / "out")
+        files = dict(art.files)
+        if res.compiled:
+            assert res.edgetpu_path is not None and res.log_path is not None
+            files[OUTPUT_NAME] = res.edgetpu_path.read_bytes()
+            files[LOG_NAME] = res.log_path.read_bytes()
+    record = res.to_dict()
+    for key in ("edgetpu_path", "log_path"):  # names inside the export folder, not the temporary one
+        if record.get(key):
+            record[key] = Path(record[key]).name
+    sidecar = {**art.sidecar, "edgetpu": record}
+    if res.compiled:
+        # the compiled model is what a device runs (with the libedgetpu delegate); the CPU int8 model stays beside it
+        sidecar.update(format=Format.EDGETPU_TFLITE.value, cpu_file=tflite.MODEL_FILE, file=OUTPUT_NAME)
+        return Artifact(Format.EDGETPU_TFLITE, OUTPUT_NAME, files, sidecar, notes(res), verify_file=tflite.MODEL_FILE)
+    return Artifact(Format.TFLITE, tflite.MODEL_FILE, files, sidecar, notes(res))
+
+
+def notes(res: EdgeTpuCompileResult) -> list[str]:
+    """What the compiler did (or why it did not run), and each op that keeps the model off the Edge TPU."""
+    pred = res.prediction
+    out = [res.message]
+    out.append(f"Edge TPU (edgepool's prediction): {pred.mapped_ops} ops mapped, {pred.cpu_ops} on the CPU")
+    cpu = [op for op in pred.ops if not op.on_tpu]
+    # the ops that cannot run there themselves; the rest only follow them (one partition)
+    own = [op for op in cpu if op is cpu[0] or "not in the Edge TPU" in (op.reason or "")]
+    for op in own:
+        out.append(f"  CPU op {op.index} {op.name}: {op.reason}" + (f" -> {op.suggestion}" if op.suggestion else ""))
+    if len(cpu) > len(own):
+        out.append(f"  and {len(cpu) - len(own)} more ops after them on the CPU (`edgepool inspect --profile coral-usb` lists each)")
+    return out

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, ModelError
+
+if TYPE_CHECKING:
+    from ..runs import Run
 
 POOLS = ("max", "avg", "l2", "strided", "none")
 HEADS = ("flatten", "global-avg", "global-max")
@@ -139,7 +142,7 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
         if h < 1 or w < 1:
             raise InputError(
                 f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
-                "use fewer blocks, `--pool none` on some blocks, padding 'same', or a larger --image-size",
+                "use fewer blocks, no pooling on some blocks, padding 'same', or a larger image size",
             )
     inp = L.Input(shape=tuple(input_shape), name="image")
     x = inp
@@ -218,3 +221,9 @@ def load_model(path: Path) -> Any:
         return keras().models.load_model(path, custom_objects=custom_objects(), compile=False)
     except Exception as e:
         raise ModelError(f"cannot load model {path} ({type(e).__name__}: {str(e)[:200]})", "the run may be corrupt; re-train it") from None
+
+
+def load_run_model(run: Run) -> Any:
+    """A run's float tf_keras model (a clear error when the run has none)."""
+    run.require_model()
+    return load_model(run.model_path)

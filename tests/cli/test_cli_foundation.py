@@ -51,7 +51,7 @@ def test_bad_inputs(cli, tmp_path):
         (("train", "--data", "digits", "--model", "huge"), "unknown model"),
         (("train", "--data", "digits", "--pool", "median"), "unknown pool"),
         (("train", "--data", "digits", "--image-size", "big"), "not a size"),
-        (("train", "--data", "digits", "--channels", "2"), "--channels"),
+        (("train", "--data", "digits", "--channels", "2"), "channels must be 1 or 3"),
         (("evaluate", tmp_path / "missing"), "does not exist"),
         (("evaluate", tmp_path), "not an edgepool run"),
     ]
@@ -70,7 +70,34 @@ def test_models_table(cli):
 
 
 def test_public_api_names_resolve():
+    """Each name in `edgepool.__all__` is the class or function defined in the module `_API` names."""
+    import importlib
+    import importlib.metadata
+    import inspect
+    import pkgutil
+
+    import pytest
+
     import edgepool
 
-    for name in edgepool.__all__:
-        assert getattr(edgepool, name) is not None, name
+    assert edgepool.__version__ == importlib.metadata.version("edgepool")
+    assert set(edgepool.__all__) == {"__version__", *edgepool._API}
+    # importing edgepool.x sets the attribute `x` on the package, hiding a lazy public name `x` for good
+    submodules = {m.name for m in pkgutil.iter_modules(edgepool.__path__)}
+    wrong = [f"{name}: shadowed by the module edgepool.{name} once that is imported"
+             for name in edgepool._API if name in submodules]
+    for name, module_name in edgepool._API.items():
+        obj = getattr(edgepool, name)
+        defined_as = edgepool._ALIASES.get(name, name)
+        if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+            wrong.append(f"{name}: a {type(obj).__name__}, not a class or function")
+            continue
+        if getattr(importlib.import_module(module_name), defined_as) is not obj:
+            wrong.append(f"{name}: not {module_name}.{defined_as}")
+        if obj.__name__ != defined_as:
+            wrong.append(f"{name}: {module_name}.{defined_as} is {obj.__module__}.{obj.__name__}")
+        if not (obj.__module__ == module_name or obj.__module__.startswith(module_name + ".")):
+            wrong.append(f"{name}: defined in {obj.__module__}, _API says {module_name}")
+    assert not wrong, "\n".join(wrong)
+    with pytest.raises(AttributeError, match="no attribute 'not_a_public_name'"):
+        edgepool.not_a_public_name  # noqa: B018

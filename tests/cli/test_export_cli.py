@@ -37,7 +37,7 @@ def test_export_verify_and_bad_inputs(cli, run_dir, tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('schema_version = 1\ndescription = "x"\nformat = "tflite"\nwieghts = "int8"\n')
     r = cli("export", run_dir, "--recipe", bad)
-    assert r.exit_code == 2 and "unknown key 'wieghts'" in r.stderr
+    assert r.exit_code == 2 and "wieghts: unknown key" in r.stderr
     r = cli("export", tmp_path / "none", "--recipe", "int8")
     assert r.exit_code == 2 and "does not exist" in r.stderr
     (run_dir / "model.keras").unlink()
@@ -57,11 +57,12 @@ def test_convert_every_builtin_profile(cli, run_dir):
     rows = {x["target"]: x for x in json.loads(r.stdout)}
     assert {"host-cpu", "raspberry-pi-4", "raspberry-pi-5", "coral-usb", "coral-dev-board", "iphone-12", "iphone-15-pro", "pixel-8"} <= set(rows)
     for name, row in rows.items():
-        assert row["status"].startswith("pass"), (name, row)
+        assert row["status"] in ("pass", "not-compiled"), (name, row)
     assert rows["iphone-15-pro"]["format"] == "coreml"
     assert rows["coral-usb"]["recipe"] == "edgetpu-int8"
     # honest: no Edge TPU compiler here, so the Coral rows say so
-    assert "not compiled for Edge TPU" in rows["coral-usb"]["status"]
+    assert rows["coral-usb"]["status"] == "not-compiled" and "edgetpu_compiler" in rows["coral-usb"]["reason"]
+    assert any("not compiled for Edge TPU" in n for n in rows["coral-usb"]["notes"])
     # a real .mlpackage reads back in inspect: its ops and the parameters Keras has after BN folding
     r = cli("inspect", run_dir / "exports" / "iphone-15-pro", "--json")
     assert r.exit_code == 0, r.output

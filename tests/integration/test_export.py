@@ -9,8 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from edgepool.errors import ExistsError, ExportError, RecipeError
-from edgepool.export import export, metadata
+from edgepool.errors import ExistsError, RecipeError
+from edgepool.export import metadata
+from edgepool.pipeline import export
+from edgepool.recipes import load_recipe
+from edgepool.types import Status
 from edgepool.verify import run_tflite_child
 
 TFLITE_RECIPES = ["float32", "float16", "dynamic-int8", "int8", "edgetpu-int8"]
@@ -28,7 +31,7 @@ def run_copy(tiny_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exports(run_copy):
-    out = {r: export(run_copy, r, strict=False) for r in TFLITE_RECIPES}
+    out = {r: export(run_copy, load_recipe(r)) for r in TFLITE_RECIPES}
     return {**out, "_y": run_copy.test_data()[1]}
 
 
@@ -36,8 +39,9 @@ def exports(run_copy):
 def test_recipe_exports_and_verifies(exports, recipe):
     res = exports[recipe]
     v = res.verification
-    assert v["status"] == "pass", v
-    assert v["samples"] == len(exports["_y"]) and 0 <= v["accuracy"] <= 1
+    assert v.status == Status.PASS and res.passed, v
+    assert v.get("samples") == len(exports["_y"]) and 0 <= v.get("accuracy") <= 1
+    res = res.export
     files = {p.name for p in res.path.iterdir()}
     assert {"model.tflite", "model.json", "labels.txt", "verify.json"} <= files
     side = json.loads((res.path / "model.json").read_text())
@@ -53,18 +57,18 @@ def test_recipe_exports_and_verifies(exports, recipe):
 
 def test_float32_parity_is_strict(exports):
     v = exports["float32"].verification
-    assert v["max_abs_diff"] <= 1e-4 + 1e-5 * 10 and v["agreement"] == 1.0
+    assert v.get("max_abs_diff") <= 1e-4 + 1e-5 * 10 and v.get("agreement") == 1.0
 
 
 def test_int8_is_smaller_than_float32(exports):
-    assert exports["int8"].size_bytes < exports["float32"].size_bytes
+    assert exports["int8"].export.size_bytes < exports["float32"].export.size_bytes
 
 
 def _conv_weight_scales(export_result) -> list[int]:
     """Number of weight scales of every CONV_2D in the export (1 = per-tensor)."""
     from edgepool.inspect.tflite import read_tflite
 
-    sg = read_tflite(export_result.path / "model.tflite").subgraphs[0]
+    sg = read_tflite(export_result.export.path / "model.tflite").subgraphs[0]
     return [len(sg.tensors[op.inputs[1]].quantization.scale) for op in sg.ops if op.name == "CONV_2D"]
 
 
@@ -77,48 +81,42 @@ def test_int8_recipe_is_per_tensor_and_edgetpu_per_channel(exports):
 
 def test_verification_fails_loudly_on_a_wrong_model(run_copy, exports, tmp_path):
     """A float32 export whose weights were changed must fail parity (the check can fail)."""
-    from edgepool.quantize import load_recipe
+    from edgepool.export.tflite import convert
+    from edgepool.models import load_run_model
     from edgepool.verify import verify_tflite
 
-    model = run_copy.load_model()
+    model = load_run_model(run_copy)
     w = model.get_weights()
     w[-1] = w[-1] + 0.05  # nudge the logits' bias
     model.set_weights(w)
-    from edgepool.quantize import convert_tflite
-
     p = tmp_path / "m.tflite"
-    p.write_bytes(convert_tflite(model, load_recipe("float32")))
+    p.write_bytes(convert(model, load_recipe("float32")))
     v = verify_tflite(p, run_copy, load_recipe("float32"))
-    assert v["status"] == "fail" and "differ" in v["reason"]
+    assert v.status == Status.FAIL and "differ" in v.reason
 
 
 def test_refuses_to_overwrite_and_bad_recipe(run_copy, exports):
     with pytest.raises(ExistsError):
-        export(run_copy, "int8")
+        export(run_copy, load_recipe("int8"))
     with pytest.raises(RecipeError):
-        export(run_copy, "int5")
+        load_recipe("int5")
     assert not [p for p in run_copy.exports_dir().iterdir() if p.name.startswith(".")]
-
-
-def test_qat_on_l2_pooling_names_the_layer(tmp_path):
-    from edgepool.models import BlockSpec, ModelSpec, build_model
-    from edgepool.quantize import qat_model
-
-    m = build_model(ModelSpec("t", [BlockSpec(4, pool="l2")], full_res_stem_max=0), (8, 8, 1), 3)
-    with pytest.raises(ExportError, match="b0_l2pool") as e:
-        qat_model(m)
-    assert "int8" in e.value.hint
 
 
 @pytest.mark.slow
 def test_qat_recipe(run_copy):
-    from edgepool.quantize_run import train_qat
+    from edgepool.pipeline import quantize
 
-    info = train_qat(run_copy, __import__("edgepool.quantize", fromlist=["x"]).load_recipe("int8-qat"), epochs=1)
+    info = quantize(run_copy, load_recipe("int8-qat"), epochs=1)
     assert info["epochs"] == 1 and 0 <= info["qat_test_accuracy"] <= 1
-    res = export(run_copy, "int8-qat", strict=False)
-    assert res.sidecar["qat"]["float_test_accuracy"] == pytest.approx(info["float_test_accuracy"])
-    assert res.verification["samples"] == len(run_copy.test_data()[1]) and res.sidecar["input"]["dtype"] == "int8"
+    with pytest.raises(ExistsError):  # refused before any fine-tuning
+        quantize(run_copy, load_recipe("int8-qat"), epochs=1)
+    events = []
+    res = export(run_copy, load_recipe("int8-qat"), progress=events.append)
+    assert not [e for e in events if e.stage == "qat"]  # the stored QAT model is used, nothing is re-trained
+    side = res.export.sidecar
+    assert side["qat"]["float_test_accuracy"] == pytest.approx(info["float_test_accuracy"])
+    assert res.verification.get("samples") == len(run_copy.test_data()[1]) and side["input"]["dtype"] == "int8"
 
 
 @pytest.mark.slow
@@ -126,7 +124,7 @@ def test_int8_export_runs_on_tflite_runtime_2_14(exports, tflite_runtime_py, run
     """The Raspberry Pi OS runtime (tflite-runtime 2.14, numpy<2) runs the int8 export like the host."""
     x_raw, _ = run_copy.test_data()
     x = run_copy.normalize(x_raw[:40])
-    model = exports["int8"].path / "model.tflite"
+    model = exports["int8"].export.path / "model.tflite"
     host = run_tflite_child(model, x)
     np.save(tmp_path / "x.npy", x)
     script = (
@@ -142,7 +140,7 @@ def test_int8_export_runs_on_tflite_runtime_2_14(exports, tflite_runtime_py, run
     )
     subprocess.run([str(tflite_runtime_py), "-c", script, str(model), str(tmp_path / "x.npy"), str(tmp_path / "y.npy")], check=True)
     # kernels of different releases may round differently: TFLite's own test driver allows 4 x scale
-    scale = exports["int8"].sidecar["output"]["scale"]
+    scale = exports["int8"].export.sidecar["output"]["scale"]
     device = np.load(tmp_path / "y.npy")
     np.testing.assert_allclose(device, host, atol=4 * scale, rtol=0)
     assert np.mean(device.argmax(1) == host.argmax(1)) >= 0.95

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest_inspect import convert, randomize, tflite_models  # noqa: F401  (session fixture)
 
 from edgepool.export.edgetpu import (
     INSTALL_HINT,
@@ -16,6 +15,7 @@ from edgepool.export.edgetpu import (
     parse_compiler_log,
 )
 from edgepool.inspect.edgetpu import analyze_edgetpu
+from tests._inspect_models import convert, randomize
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edgetpu"
 

@@ -40,7 +40,9 @@ def test_run_directory_contents(tiny_run):
     xc, _ = tiny_run.calib_data()
     assert len(xc) == 100
     # the reloaded model gives the recorded test accuracy
-    model = tiny_run.load_model()
+    from edgepool.models import load_run_model
+
+    model = load_run_model(tiny_run)
     x, y = tiny_run.test_data()
     acc = float(np.mean(np.argmax(model.predict(tiny_run.normalize(x), verbose=0), 1) == y))
     assert acc == pytest.approx(m["metrics"]["test_accuracy"])
@@ -54,3 +56,31 @@ def test_load_run_errors(tmp_path):
     (tmp_path / "manifest.json").write_text("{bad")
     with pytest.raises(ModelError, match="not valid JSON"):
         load_run(tmp_path)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Saved models are readable by a web server or a device-sync tool: 0644 under umask 022, not 0600."""
+    import os
+
+    from edgepool.runs import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.bin", b"x")
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "b.bin", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+
+
+def test_stored_paths_resolve_from_the_storing_folder(tmp_path, monkeypatch):
+    from edgepool.runs import resolve_stored, stored_path
+
+    run, export = tmp_path / "runs" / "r", tmp_path / "runs" / "r" / "exports" / "int8"
+    text = stored_path(run, export)
+    assert text == "../.."
+    monkeypatch.chdir("/")
+    assert resolve_stored(text, export) == run
+    assert resolve_stored(str(run), tmp_path / "elsewhere") == run

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edgepool.errors import GateFailure
-from edgepool.quantize import load_recipe
+from edgepool.recipes import load_recipe
 from edgepool.verify import compare
 
 rng = np.random.default_rng(0)
@@ -34,7 +34,7 @@ def _disagree(fraction: float) -> np.ndarray:
     [
         ("int8", "per_channel = true"),
         ("edgetpu-int8", "int8-qat"),
-        ("int8-qat", "--epochs N"),
+        ("int8-qat", "more than"),
         ("float16", "float32"),
     ],
 )
@@ -53,11 +53,15 @@ def test_core_ml_hints():
     assert "coreml-fp16" in quantization_hint(load_recipe("coreml-palettize"))
 
 
-def test_a_failed_coral_row_fails_the_command():
-    """A Coral row reads "fail (not compiled for Edge TPU)": it must still fail `convert`."""
-    from edgepool.cli.quantize import _fail_on
+def test_a_failed_or_errored_row_fails_the_command():
+    """Rows that failed verification exit 1; rows that could not be made exit with their error's code."""
+    from edgepool.cli._render import fail_unless_passed
 
-    _fail_on([{"target": "pi4", "status": "pass"}, {"target": "coral-usb", "status": "pass (not compiled for Edge TPU)"}])
+    fail_unless_passed([{"target": "pi4", "status": "pass"}, {"target": "coral-usb", "status": "not-compiled"},
+                        {"target": "iphone-12", "status": "unverified"}])
     with pytest.raises(GateFailure, match="coral-usb") as e:
-        _fail_on([{"target": "coral-usb", "status": "fail (not compiled for Edge TPU)", "hint": "use int8-qat"}])
-    assert e.value.hint == "use int8-qat"
+        fail_unless_passed([{"target": "coral-usb", "status": "fail", "hint": "use int8-qat"}])
+    assert e.value.hint == "use int8-qat" and e.value.exit_code == 1
+    with pytest.raises(GateFailure, match="host-cpu") as e:
+        fail_unless_passed([{"target": "host-cpu", "status": "error", "exit_code": 2, "hint": "pass --force to overwrite it"}])
+    assert e.value.exit_code == 2 and "--force" in e.value.hint

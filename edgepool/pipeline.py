@@ -1,0 +1,238 @@
+"""The job as library calls: train -> quantize -> export -> verify -> benchmark.
+
+Each function returns typed results and writes through `edgepool.runs`; the CLI commands (and
+`edgepool demo`) call these and render what comes back. Long steps report through one progress style,
+`ProgressFn` (edgepool.types): a callable taking a `ProgressEvent`.
+
+    run = train_run(preset("small"), load_dataset("digits"), TrainConfig(epochs=5), "runs/digits")
+    result = convert(run, [resolve_profile("raspberry-pi-5"), resolve_profile("iphone-15-pro")])
+    result.passed            # False when any profile's export failed or could not be made
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import runs
+from .errors import EdgepoolError
+from .runs import Export, Run
+from .types import ProgressEvent, ProgressFn, Status, Verification
+
+if TYPE_CHECKING:
+    from .bench.protocol import BenchmarkResult, BenchOptions
+    from .datasets import Dataset
+    from .export import ModelSource
+    from .models import ModelSpec
+    from .profiles import DeviceProfile
+    from .recipes import QuantRecipe
+    from .training import TrainConfig, TrainResult
+
+
+# ------------------------------------------------------------------------------------------ train
+
+
+def train_run(spec: ModelSpec, dataset: Dataset, config: TrainConfig, out: str | Path, *, force: bool = False,
+              progress: ProgressFn | None = None) -> Run:
+    """Train `spec` on `dataset` and write the run directory `out` (refused before training if it exists)."""
+    from .training import train
+
+    runs.refuse_existing(Path(out), force, "run")
+    result = train(spec, dataset, config, progress=progress)
+    return save_run(result, out, force=force)
+
+
+def save_run(result: TrainResult, out: str | Path, *, force: bool = False) -> Run:
+    """Write a TrainResult as a complete run directory: model, manifest, history, plots, test and calibration data."""
+    from ._tf import quiet_stderr
+    from .report.plots import confusion_matrix_png, training_curve_png
+    from .training import calibration_indices, run_manifest
+
+    out = Path(out)
+    ds, sp = result.dataset, result.split
+    calib = calibration_indices(result)
+    files = {
+        "model": runs.MODEL_FILE, "history": runs.HISTORY, "test_data": runs.TEST_DATA,
+        "calibration_data": runs.CALIB_DATA, "training_curve": runs.TRAINING_CURVE, "confusion_matrix": runs.CONFUSION_MATRIX,
+    }
+
+    def save_model(path: Path) -> None:
+        with quiet_stderr():
+            result.model.save(path)
+
+    return runs.write_run(
+        out,
+        manifest=run_manifest(result, out.name, len(calib), files),
+        save_model=save_model,
+        arrays={runs.TEST_DATA: {"x": ds.x[sp.test], "y": ds.y[sp.test]}, runs.CALIB_DATA: {"x": ds.x[calib], "y": ds.y[calib]}},
+        files={
+            runs.TRAINING_CURVE: training_curve_png(result.history, f"{result.spec.name} on {ds.name}"),
+            runs.CONFUSION_MATRIX: confusion_matrix_png(result.metrics["test"]["confusion_matrix"], ds.labels),
+        },
+        records={runs.HISTORY: result.history},
+        force=force,
+    )
+
+
+# ------------------------------------------------------------------------------------------ quantize
+
+
+def quantize(run: Run, recipe: QuantRecipe, *, epochs: int | None = None, force: bool = False,
+             progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Quantization-aware fine-tune for a QAT recipe, stored in RUN/qat/<recipe>/ (what `export` then converts)."""
+    from . import qat
+    from .errors import RecipeError
+
+    if not recipe.qat:
+        raise RecipeError(f"recipe {recipe.name} is post-training: there is no fine-tune step",
+                          "post-training recipes need no fine-tune: export with it directly")
+    runs.refuse_existing(run.qat_dir(recipe.name), force, "QAT model")
+    qat.check_quantizable(run, recipe)  # a layer TFMOT cannot quantize fails now, not after training
+    return qat.train_qat(run, recipe, epochs=epochs, force=force, progress=progress)
+
+
+# ------------------------------------------------------------------------------------------ export + verify
+
+
+@dataclass
+class ExportOutcome:
+    """One export (or the error that stopped it) and its verification."""
+
+    target: str  # recipe or profile name
+    export: Export | None = None
+    verification: Verification | None = None
+    notes: list[str] = field(default_factory=list)
+    error: EdgepoolError | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None or self.export is None:
+            return Status.ERROR
+        if self.verification is None:
+            return Status.UNVERIFIED
+        st = self.verification.status
+        tpu = self.export.sidecar.get("edgetpu")
+        if st == Status.PASS and tpu is not None and not tpu.get("compiled"):
+            return Status.NOT_COMPILED
+        return st
+
+    @property
+    def passed(self) -> bool:
+        return self.status.ok
+
+    @property
+    def reason(self) -> str | None:
+        if self.error is not None:
+            return self.error.message
+        if self.status == Status.NOT_COMPILED:
+            return "verified on the CPU; edgetpu_compiler is not installed here"
+        return self.verification.reason if self.verification else None
+
+    @property
+    def hint(self) -> str | None:
+        if self.error is not None:
+            return self.error.hint
+        return self.verification.hint if self.verification else None
+
+
+def model_source(run: Run, recipe: QuantRecipe, progress: ProgressFn | None = None) -> ModelSource:
+    """The run's model as an exporter wants it: the QAT copy for QAT recipes, calibration data, sidecar facts."""
+    from .export import ModelSource
+    from .models import load_run_model
+
+    facts: dict[str, Any] = {}
+    if recipe.qat:
+        from . import qat
+
+        model, facts["qat"] = qat.load_or_train_qat(run, recipe, progress=progress)
+    else:
+        model = load_run_model(run)
+    calib = run.normalize(run.calib_data()[0]) if recipe.full_integer else None
+    meta = {
+        "source_run": str(run.path.absolute()),  # stored relative to the export folder by runs.save_export
+        "source_model_sha256": run.model_sha256(),
+        "source_data_fingerprint": run.data_fingerprint,
+        "model_spec": run.manifest["model"]["spec"],
+        "keras_test_accuracy": run.manifest["metrics"]["test_accuracy"],
+    }
+    return ModelSource(model, run.labels, run.input_spec, calib, meta, facts)
+
+
+def export(run: Run, recipe: QuantRecipe, *, profile: DeviceProfile | None = None, out: Path | None = None,
+           force: bool = False, verify: bool = True, image_input: bool = False,
+           progress: ProgressFn | None = None) -> ExportOutcome:
+    """Export `run`'s model with `recipe` (for `profile`) into RUN/exports/<profile or recipe> (or `out`),
+    then verify it on the test split. An existing export is refused before any work unless `force`."""
+    from .export import export_model
+    from .verify import verify as verify_export
+
+    target = Path(out) if out else run.export_dir(profile.name if profile is not None else recipe.name)
+    runs.refuse_existing(target, force, "export")
+    source = model_source(run, recipe, progress)
+    if progress:
+        progress(ProgressEvent("export", 0, 2 if verify else 1, f"converting with {recipe.name}"))
+    artifact = export_model(source, recipe, profile, image_input=image_input)
+    saved = runs.save_export(artifact, target, labels=run.labels, force=force)
+    outcome = ExportOutcome(profile.name if profile is not None else recipe.name, saved, notes=list(artifact.notes))
+    if verify:
+        if progress:
+            progress(ProgressEvent("export", 1, 2, "verifying on the test split"))
+        outcome.verification = verify_export(saved, run, recipe)
+        runs.save_verification(saved, outcome.verification.to_dict())
+    return outcome
+
+
+@dataclass
+class ConvertResult:
+    """The exports `convert` made for each profile."""
+
+    run: Run
+    outcomes: list[ExportOutcome]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.passed for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ExportOutcome]:
+        return [o for o in self.outcomes if not o.passed]
+
+
+def convert(run: Run, profiles: list[DeviceProfile], *, force: bool = False, image_input: bool = False,
+            progress: ProgressFn | None = None) -> ConvertResult:
+    """Export + verify for each profile with the profile's recipe; one profile's failure does not stop the others."""
+    from .recipes import load_recipe
+
+    outcomes = []
+    for i, p in enumerate(profiles):
+        if progress:
+            progress(ProgressEvent("convert", i, len(profiles), f"{p.name}: {p.runtime} with recipe {p.recipe}"))
+        try:
+            outcomes.append(export(run, load_recipe(p.recipe), profile=p, force=force, image_input=image_input))
+        except EdgepoolError as e:
+            outcomes.append(ExportOutcome(p.name, error=e))
+    if progress:
+        progress(ProgressEvent("convert", len(profiles), len(profiles), "done"))
+    return ConvertResult(run, outcomes)
+
+
+def verify(path: Path) -> tuple[Export, Verification]:
+    """Re-verify an export folder against the run it came from (checked to be the same model and data)."""
+    from .verify import verify_path
+
+    return verify_path(path)
+
+
+# ------------------------------------------------------------------------------------------ benchmark
+
+
+def benchmark(paths: list[Path], options: BenchOptions, *, save: bool = True, out: Path | None = None,
+              keep_going: bool = False, progress: ProgressFn | None = None) -> tuple[list[BenchmarkResult], list[Path]]:
+    """Benchmark exports / runs / model files; save the results (RUN/benchmarks/<stamp>.json, or `out`)."""
+    from .bench.runner import benchmark as run_benchmark
+    from .bench.runner import save_results
+
+    results = run_benchmark(list(paths), options, progress=progress, keep_going=keep_going)
+    saved = save_results(results, options, out) if (save or out) else []
+    return results, saved
