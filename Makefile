@@ -4,7 +4,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edgepool-installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean system-deps
+
+# System packages of the device tests (tests/devices): an OpenSSH server and client for the sshd on
+# 127.0.0.1, qemu-user-static + mmdebstrap for the emulated Raspberry Pi. Installed only when missing
+# (dpkg -s), as root, quietly; the Pi image itself is built once and cached (tests/devices/build_pi.py).
+SYSTEM_PACKAGES := openssh-server openssh-client qemu-user-static mmdebstrap
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	  else echo "note: the device tests need$$missing (apt-get install, as root)"; fi; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,8 +29,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/edgepool demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/ruff check edgepool tests benchmarks
+	-@$(BIN)/python tests/devices/build_pi.py >/dev/null
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
@@ -25,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inspect_model.py
 	$(BIN)/python benchmarks/harness.py
 	$(BIN)/python benchmarks/coreml.py
+	$(BIN)/python benchmarks/transport.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgepool tests benchmarks

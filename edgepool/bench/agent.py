@@ -1,6 +1,7 @@
 """edgepool benchmark agent: one self-contained file, copied to a device and run there.
 
     python3 agent.py < request.json          (or: python3 agent.py request.json)
+    python3 agent.py --probe                 (one `probe` event: what this device offers; needs no numpy)
 
 Needs only the standard library, numpy (1.x or 2.x) and one TFLite runtime: `ai_edge_litert`,
 `tflite_runtime` or `tensorflow.lite` (tried in that order unless the request names one). Python >= 3.9.
@@ -18,6 +19,14 @@ Protocol (see README, "Benchmark protocol"): init, first inference, warmup (>= w
 >= warmup_min_seconds), then `windows` timed windows, each >= `runs` invokes and >= `min_seconds`;
 only `invoke()` is inside the timed region. `max_seconds` caps the timed phase; SIGINT/SIGTERM stop
 it: finished windows are always reported.
+
+The result's `environment` is the context of the numbers: CPU, per-core governor and frequencies,
+temperatures, the thermal state (and `vcgencmd` throttling bits on a Pi) before and after the timed
+phase with a `throttled` verdict and its reasons, the delegates' node coverage (`delegate_nodes`,
+`delegate_fallback` when a requested delegate took no node), and `emulated` ("qemu-user" when this ARM
+process runs under qemu-user on another CPU: correct outputs, not the device's latency). Request
+`stable: true` (--stable) pins the last core unless an affinity is given and waits for a steady
+temperature first; `save_outputs: N` returns the raw outputs of the first N inputs (`outputs`).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import base64
 import json
 import os
 import platform
+import re
 import signal
 import sys
 import time
@@ -48,6 +58,7 @@ DEFAULTS = {
     "windows": 5,
     "max_seconds": 150.0,
     "run_delay_s": 0.0,
+    "stable": False,
     "inputs": {"mode": "random", "seed": 0},
 }
 
@@ -178,9 +189,27 @@ def load_runtime(name: str = "auto"):
             errors.append(f"{rt}: {e}")
     raise AgentError(
         "device",
-        "no TFLite runtime found (" + "; ".join(errors) + ")",
-        "install one: pip install ai-edge-litert (or tflite-runtime)",
+        f"no TFLite runtime found for {sys.executable} (" + "; ".join(errors) + ")",
+        RUNTIME_HINT,
     )
+
+
+RUNTIME_HINT = "pip install tflite-runtime (Python <= 3.11) or ai-edge-litert"
+
+
+def _numpy():
+    """numpy, or one device error saying what to install (numpy alone, or numpy and a runtime)."""
+    try:
+        import numpy as np
+    except ImportError as e:
+        import importlib.util
+
+        if not any(importlib.util.find_spec(rt) for rt in RUNTIMES):
+            raise AgentError("device", f"no TFLite runtime and no numpy for {sys.executable}",
+                             "pip install tflite-runtime 'numpy<2' (Python <= 3.11) or ai-edge-litert") from None
+        raise AgentError("device", f"numpy is missing for {sys.executable}: {e}",
+                         "pip install numpy ('numpy<2' with tflite-runtime 2.14)") from None
+    return np
 
 
 def _dist_version(dist: str, mod) -> str:
@@ -229,6 +258,166 @@ def _temperatures() -> dict:
     return out
 
 
+def _mhz(text):
+    return int(text) / 1000.0 if text and text.isdigit() else None
+
+
+def _cpu_ids() -> list:
+    try:
+        return sorted(int(n[3:]) for n in os.listdir("/sys/devices/system/cpu") if n[:3] == "cpu" and n[3:].isdigit())
+    except OSError:
+        return []
+
+
+def cpufreq() -> list:
+    """Per core: governor, current / maximum frequency and the policy's current cap (MHz); [] without cpufreq."""
+    out = []
+    for c in _cpu_ids():
+        d = f"/sys/devices/system/cpu/cpu{c}/cpufreq"
+        cur = _read(d + "/scaling_cur_freq") or _read(d + "/cpuinfo_cur_freq")
+        gov = _read(d + "/scaling_governor")
+        if cur is None and gov is None:
+            continue
+        out.append({"cpu": c, "governor": gov, "cur_mhz": _mhz(cur), "max_mhz": _mhz(_read(d + "/cpuinfo_max_freq")),
+                    "limit_mhz": _mhz(_read(d + "/scaling_max_freq"))})
+    return out
+
+
+def _trip_points(zone: str) -> dict:
+    """A thermal zone's lowest trip temperature of each kind (passive: where throttling starts), in deg C."""
+    out = {}
+    for i in range(32):
+        kind = _read(f"{zone}/trip_point_{i}_type")
+        if kind is None:
+            break
+        t = _read(f"{zone}/trip_point_{i}_temp")
+        if t and t.lstrip("-").isdigit() and int(t) > 0:
+            out[kind] = min(out.get(kind, 1e9), int(t) / 1000.0)
+    return out
+
+
+def _cooling_active() -> dict:
+    """CPU cooling devices (frequency limits applied by the thermal framework) that are limiting now: type -> state/max."""
+    out = {}
+    base = "/sys/class/thermal"
+    try:
+        devs = sorted(d for d in os.listdir(base) if d.startswith("cooling_device"))
+    except OSError:
+        return out
+    for d in devs:
+        kind = _read(f"{base}/{d}/type") or d
+        cur = _read(f"{base}/{d}/cur_state")
+        if ("cpu" in kind.lower() or "processor" in kind.lower()) and cur and cur.isdigit() and int(cur) > 0:
+            out[kind] = f"{cur}/{_read(f'{base}/{d}/max_state')}"
+    return out
+
+
+# `vcgencmd get_throttled` bits (Raspberry Pi documentation, "vcgencmd"): 0-3 now, 16-19 since boot.
+THROTTLED_BITS = {0: "under_voltage", 1: "arm_freq_capped", 2: "throttled", 3: "soft_temp_limit",
+                  16: "under_voltage_occurred", 17: "arm_freq_capped_occurred", 18: "throttled_occurred",
+                  19: "soft_temp_limit_occurred"}
+
+
+def parse_throttled(text):
+    """`throttled=0x50005` -> {"raw": "0x50005", "flags": [names of the set bits]}; None if unparsable."""
+    value = (text or "").strip().split("=")[-1]
+    try:
+        bits = int(value, 16)
+    except ValueError:
+        return None
+    return {"raw": hex(bits), "flags": [name for bit, name in sorted(THROTTLED_BITS.items()) if bits >> bit & 1]}
+
+
+def parse_measure_temp(text):
+    """`temp=54.2'C` -> 54.2; None if unparsable."""
+    value = (text or "").strip().split("=")[-1].rstrip("'C").rstrip()
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def vcgencmd(queries=("get_throttled", "measure_temp")):
+    """Raspberry Pi firmware state (throttling bits, SoC temperature); None where there is no vcgencmd."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("vcgencmd") or next((p for p in ("/usr/bin/vcgencmd", "/opt/vc/bin/vcgencmd")
+                                             if os.access(p, os.X_OK)), None)
+    if not exe:
+        return None
+    out = {"get_throttled": None, "measure_temp": None}
+    for arg in queries:
+        try:
+            proc = subprocess.run([exe, arg], capture_output=True, timeout=5)
+            out[arg] = proc.stdout.decode(errors="replace").strip() if proc.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            out[arg] = None
+    return {"throttled": parse_throttled(out["get_throttled"]) if "get_throttled" in queries else None,
+            "temp_c": parse_measure_temp(out["measure_temp"])}
+
+
+def thermal_state() -> dict:
+    """Temperatures, per-core frequencies, active CPU cooling and the Pi firmware's throttling bits, now."""
+    zones = {}
+    base = "/sys/class/thermal"
+    try:
+        names = sorted(z for z in os.listdir(base) if z.startswith("thermal_zone"))
+    except OSError:
+        names = []
+    for z in names:
+        trips = _trip_points(f"{base}/{z}")
+        limit = trips.get("passive") or trips.get("hot")
+        if limit is not None:
+            zones[_read(f"{base}/{z}/type") or z] = limit
+    return {"temperatures_c": _temperatures() or None, "trip_points_c": zones or None, "cpufreq": cpufreq() or None,
+            "cooling_active": _cooling_active() or None, "vcgencmd": vcgencmd()}
+
+
+def throttle_reasons(before: dict, after: dict) -> list:
+    """Why the numbers measured between two thermal states may be throttled (empty: no sign of it)."""
+    reasons = []
+    flags_before = set((((before.get("vcgencmd") or {}).get("throttled")) or {}).get("flags") or [])
+    for when, state in (("before", before), ("after", after)):
+        flags = set((((state.get("vcgencmd") or {}).get("throttled")) or {}).get("flags") or [])
+        for name in ("under_voltage", "arm_freq_capped", "throttled", "soft_temp_limit"):
+            if name in flags:
+                reasons.append(f"vcgencmd: {name.replace('_', ' ')} {when} the timed phase")
+        if when == "after":
+            for name in sorted(flags - flags_before):
+                if name.endswith("_occurred"):
+                    reasons.append(f"vcgencmd: {name[:-9].replace('_', ' ')} during the timed phase")
+        for dev, st in sorted((state.get("cooling_active") or {}).items()):
+            reasons.append(f"cooling device {dev} limiting the CPU ({st}) {when} the timed phase")
+        temps, trips = state.get("temperatures_c") or {}, state.get("trip_points_c") or {}
+        for zone, limit in sorted(trips.items()):
+            if zone in temps and temps[zone] >= limit:
+                reasons.append(f"{zone} at {temps[zone]:.1f} C reached its {limit:.1f} C trip point {when} the timed phase")
+    return reasons
+
+
+_ARM = ("aarch64", "arm64", "armv8l", "armv7l", "armv6l")
+
+
+def emulation():
+    """"qemu-user" when this process is an ARM binary run by qemu-user on another CPU (e.g. an x86 host
+    via binfmt_misc), else None. qemu-user passes the host's /proc/cpuinfo through: an ARM kernel's lists
+    `CPU implementer`/`Features`, an x86 one `vendor_id`/`flags`. Failing that, qemu hides itself from
+    /proc/self/exe but not from /proc/<pid>/task/<tid>/exe, which names the qemu binary."""
+    if platform.machine().lower() not in _ARM:
+        return None
+    text = _read("/proc/cpuinfo") or ""
+    keys = {line.split(":", 1)[0].strip().lower() for line in text.splitlines() if ":" in line}
+    if "vendor_id" in keys and "cpu implementer" not in keys:
+        return "qemu-user"
+    pid = os.getpid()
+    try:
+        exe = os.readlink(f"/proc/{pid}/task/{pid}/exe")
+    except OSError:
+        return None
+    return "qemu-user" if "qemu-" in os.path.basename(exe) else None
+
+
 def environment(runtime_name: str, runtime_version: str, cores) -> dict:
     """What the numbers were measured on; fields that cannot be read are null."""
     import numpy as np
@@ -251,7 +440,9 @@ def environment(runtime_name: str, runtime_version: str, cores) -> dict:
         "cpu_freq_mhz": int(freq) / 1000.0 if freq and freq.isdigit() else None,
         "cpu_max_freq_mhz": int(fmax) / 1000.0 if fmax and fmax.isdigit() else None,
         "temperatures_c": _temperatures() or None,
+        "cpufreq": cpufreq() or None,
         "load_average": load,
+        "emulated": emulation(),
         "runtime": runtime_name,
         "runtime_version": runtime_version,
         "python": platform.python_version(),
@@ -417,21 +608,64 @@ def _finish(done, index, lat, elapsed, partial, on_window):
 # ------------------------------------------------------------------------------------------ agent
 def run(req: dict, emit) -> dict:
     """One request, phase by phase (each a function below); returns the fields of the `result` event."""
-    import numpy as np
-
+    np = _numpy()
     r = _request(req)
-    _pin_cores(r.get("affinity"))
+    _pin_cores(r.get("affinity") or (_last_core() if r.get("stable") else None))
     rt = _start_runtime(r, emit, np)
     model = _load_model(r, rt)
     inputs = _prepare_inputs(model, r.get("inputs") or {}, rt.rng, np)
     _first_inference(model, inputs, emit)
     accuracy = _accuracy_pass(model, inputs, emit, np)
     set_input = _input_feeder(model, inputs)
+    settle = settle_temperature(emit) if r.get("stable") else None
     warm, stopped = _warmup(model, r, set_input, emit)
     windows = []
+    thermal = {"before": thermal_state()}
     if stopped is None:
         windows, stopped = _timed_windows(model, r, set_input, emit)
-    return _result(r, rt, model, inputs, accuracy, warm, windows, stopped)
+    thermal["after"] = thermal_state()
+    thermal["settle"] = settle
+    return _result(r, rt, model, inputs, accuracy, warm, windows, stopped, thermal)
+
+
+def _last_core():
+    """--stable without an affinity: the last core this process may use (on big.LITTLE usually a big one)."""
+    return [max(os.sched_getaffinity(0))] if hasattr(os, "sched_getaffinity") else None
+
+
+# Steady temperature for --stable: less than STEADY_DELTA_C change over STEADY_WINDOW_S, waiting at most STEADY_MAX_S.
+STEADY_DELTA_C, STEADY_WINDOW_S, STEADY_MAX_S = 0.5, 5.0, 60.0
+
+
+def _hottest():
+    temps = list(_temperatures().values())
+    vc = vcgencmd(("measure_temp",))
+    if vc and vc.get("temp_c") is not None:
+        temps.append(vc["temp_c"])
+    return max(temps) if temps else None
+
+
+def settle_temperature(emit, delta_c=STEADY_DELTA_C, window_s=STEADY_WINDOW_S, max_s=STEADY_MAX_S,
+                       clock=time.monotonic, sleep=time.sleep, read=_hottest) -> dict:
+    """Wait until the hottest sensor changes by less than `delta_c` over `window_s` seconds (at most
+    `max_s`). Returns {"settled": bool | None (no sensor), "waited_s", "temp_c"}."""
+    t0 = clock()
+    first = read()
+    if first is None:
+        return {"settled": None, "waited_s": 0.0, "temp_c": None, "reason": "no temperature sensor"}
+    history = [(t0, first)]
+    while True:
+        now = clock()
+        recent = [t for ts, t in history if ts >= now - window_s]
+        if now - t0 >= window_s and max(recent) - min(recent) < delta_c:
+            return {"settled": True, "waited_s": round(now - t0, 1), "temp_c": history[-1][1]}
+        if now - t0 >= max_s:
+            return {"settled": False, "waited_s": round(now - t0, 1), "temp_c": history[-1][1]}
+        emit("progress", phase="settle", done=int(now - t0), total=int(max_s))
+        sleep(1.0)
+        t = read()
+        if t is not None:
+            history.append((clock(), t))
 
 
 class _Runtime:
@@ -461,6 +695,13 @@ class _Model:
         self.set_tensor, self.get_tensor, self.invoke = interp.set_tensor, interp.get_tensor, interp.invoke
         self.nonfinite = 0
         self.checked = 0
+        self.delegate_nodes = None
+        self.keep = 0  # outputs to keep (request "save_outputs"): the first N samples' raw outputs
+        self.saved = []
+
+    def keep_output(self, out) -> None:
+        if len(self.saved) < self.keep:
+            self.saved.append(out.copy())
 
     def check_output(self):
         """The output tensor, counted as checked, and as non-finite when a float output holds NaN/Inf."""
@@ -556,14 +797,120 @@ def _load_model(r: dict, rt: _Runtime) -> _Model:
         kwargs["num_threads"] = int(r["threads"])
     if delegates:
         kwargs["experimental_delegates"] = delegates
-    t0 = time.perf_counter_ns()
+    with _Stderr() as log:  # where a runtime logs how many nodes each delegate took
+        t0 = time.perf_counter_ns()
+        try:
+            interp = rt.Interpreter(**kwargs)
+        except (ValueError, RuntimeError) as e:
+            raise _classify_load_error(str(e)) from None
+        # The requested delegates were applied by the constructor; the runtime's default CPU delegate
+        # (XNNPACK) comes at allocation. The node count in between (one cheap call) tells their nodes apart.
+        requested_end = _num_nodes(interp) if delegates else None
+        _allocate(interp, (r.get("inputs") or {}).get("input_shape"))
+        init_ns = time.perf_counter_ns() - t0
+    model = _Model(interp, content, init_ns, memory())
+    model.delegate_nodes = delegate_nodes(log.text, bool(delegates), _ops(interp) if delegates else None,
+                                          requested_end)
+    model.keep = int(r.get("save_outputs") or 0)
+    return model
+
+
+class _Stderr:
+    """Copies what is written to fd 2 inside the block (C++ runtime logs included) into `.text`;
+    the text is passed on to the real stderr afterwards, so nothing is lost."""
+
+    def __enter__(self):
+        import tempfile
+
+        self.text = ""
+        sys.stderr.flush()
+        self._tmp = tempfile.TemporaryFile()
+        self._saved = os.dup(2)
+        os.dup2(self._tmp.fileno(), 2)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._tmp.seek(0)
+        data = self._tmp.read()
+        self._tmp.close()
+        self.text = data.decode("utf-8", "replace")
+        if data:
+            try:
+                os.write(2, data)
+            except OSError:
+                pass
+        return False
+
+
+# TFLite (Subgraph::ReplaceNodeSubsetsWithDelegateKernels): "Replacing 5 out of 7 node(s) with delegate
+# (TfLiteXNNPackDelegate) node, yielding 2 partitions for subgraph 0 (...)." / "... for the whole graph."
+_REPLACING = re.compile(r"Replacing (\d+) out of (\d+) node\(s\) with delegate \(([^)]*)\)")
+
+
+def delegate_nodes(log: str, requested: bool, ops=None, requested_end=None):
+    """How many of the graph's nodes the requested delegates took: {"replaced", "total", "partitions",
+    "delegates", "source"}; None when no delegate was asked for.
+
+    Counted from the graph (source "graph"): the DELEGATE nodes the requested delegates added (index <
+    `requested_end`, i.e. before the default CPU delegate's) and, behind each, the original nodes between
+    its inputs and its outputs. The runtime's own line ("Replacing X out of Y node(s) with delegate (NAME)
+    node, ...", read from its stderr) names the delegates; it is the count only when the graph cannot be
+    read (source "runtime log"). The Linux builds of tflite-runtime 2.14 and LiteRT 2.3 log that line at
+    VERBOSE, below their default level, so it is often absent."""
+    if not requested:
+        return None
+    lines = [(int(a), int(b), name) for a, b, name in _REPLACING.findall(log or "") if name != _DEFAULT_DELEGATE]
+    names = sorted({name for _, _, name in lines})
+    if ops is not None:
+        return dict(graph_coverage(ops, requested_end), delegates=names, source="graph")
+    if lines:
+        return {"replaced": sum(a for a, _, _ in lines), "total": sum(b for _, b, _ in lines),
+                "partitions": len(lines), "delegates": names, "source": "runtime log"}
+    return {"replaced": None, "total": None, "partitions": None, "delegates": [], "source": None}
+
+
+_DEFAULT_DELEGATE = "TfLiteXNNPackDelegate"  # the runtime's own CPU delegate, applied unless disabled
+
+
+def graph_coverage(ops, requested_end=None) -> dict:
+    """{"replaced", "total", "partitions"} from `_get_ops_details()`-style nodes: the original nodes are the
+    non-DELEGATE ones (replaced nodes stay listed; delegate nodes are appended after them)."""
+    original = [o for o in ops if o["op_name"] != "DELEGATE"]
+    producer = {int(t): int(o["index"]) for o in original for t in o["outputs"] if int(t) >= 0}
+    inputs_of = {int(o["index"]): [int(t) for t in o["inputs"] if int(t) >= 0] for o in original}
+    parts = [o for o in ops if o["op_name"] == "DELEGATE" and (requested_end is None or int(o["index"]) < requested_end)]
+    replaced = set()
+    for part in parts:
+        boundary = {int(t) for t in part["inputs"]}
+        stack = [int(t) for t in part["outputs"]]
+        while stack:
+            t = stack.pop()
+            node = producer.get(t)
+            if t in boundary or node is None or node in replaced:
+                continue
+            replaced.add(node)
+            stack.extend(inputs_of[node])
+    return {"replaced": len(replaced), "total": len(original), "partitions": len(parts)}
+
+
+def _num_nodes(interp):
     try:
-        interp = rt.Interpreter(**kwargs)
-    except (ValueError, RuntimeError) as e:
-        raise _classify_load_error(str(e)) from None
-    _allocate(interp, (r.get("inputs") or {}).get("input_shape"))
-    init_ns = time.perf_counter_ns() - t0
-    return _Model(interp, content, init_ns, memory())
+        return int(interp._interpreter.NumNodes())
+    except Exception:
+        return None
+
+
+def _ops(interp):
+    try:
+        return interp._get_ops_details()
+    except Exception:
+        return None
 
 
 def _allocate(interp, shape) -> None:
@@ -605,7 +952,9 @@ def _first_inference(model: _Model, inputs: _Inputs, emit) -> None:
     t0 = time.perf_counter_ns()
     model.safe_invoke()
     model.first_ns = time.perf_counter_ns() - t0
-    model.check_output()
+    out = model.check_output()
+    if inputs.samples is None:
+        model.keep_output(out)  # random input: the one output there is
     emit("init", init_ms=model.init_ns / 1e6, first_inference_ms=model.first_ns / 1e6, input=_detail(model.detail),
          output=_detail(model.out_detail))
 
@@ -621,6 +970,7 @@ def _accuracy_pass(model: _Model, inputs: _Inputs, emit, np):
         model.set_tensor(model.in_index, x)
         model.safe_invoke()
         out = model.check_output()
+        model.keep_output(out)
         if int(np.argmax(out.reshape(-1))) == inputs.labels[i]:
             correct += 1
         if (i + 1) % step == 0 or i + 1 == n:
@@ -675,10 +1025,20 @@ def _timed_windows(model: _Model, r: dict, set_input, emit):
     return windows, stopped
 
 
-def _result(r: dict, rt: _Runtime, model: _Model, inputs: _Inputs, accuracy, warm, windows, stopped) -> dict:
-    """The `result` event: what ran, the timings, memory and the environment it was measured on."""
+def _result(r: dict, rt: _Runtime, model: _Model, inputs: _Inputs, accuracy, warm, windows, stopped,
+            thermal=None) -> dict:
+    """The `result` event: what ran, the timings, memory and the environment it was measured on (with the
+    thermal state before and after the timed phase, whether it throttled, and the delegates' node coverage)."""
     mem0, mem_init, mem_end = rt.mem0, model.mem_init, memory()
     size = len(model.content)
+    env = environment(rt.name, rt.version, r.get("affinity"))
+    nodes = model.delegate_nodes
+    env["delegate_nodes"] = nodes
+    env["delegate_fallback"] = bool(nodes) and nodes["replaced"] == 0  # asked for, took no node: all on the CPU
+    if thermal:
+        reasons = throttle_reasons(thermal["before"], thermal["after"])
+        env.update(thermal=thermal, throttled=bool(reasons), throttle_reasons=reasons or None)
+    out = _outputs(model)
     return {
         "protocol": PROTOCOL_VERSION,
         "runtime": rt.name,
@@ -704,8 +1064,19 @@ def _result(r: dict, rt: _Runtime, model: _Model, inputs: _Inputs, accuracy, war
             "peak_rss_bytes": mem_end["peak_rss_bytes"],
             "model_size_bytes": size,
         },
-        "environment": environment(rt.name, rt.version, r.get("affinity")),
+        "environment": env,
+        **({"outputs": out} if out else {}),
     }
+
+
+def _outputs(model: _Model):
+    """The kept raw outputs (request "save_outputs"), as plain numbers: exact for ints and float32."""
+    if not model.saved:
+        return None
+    first = model.saved[0]
+    return {"dtype": str(first.dtype), "shape": [int(s) for s in first.shape],
+            "scale": _detail(model.out_detail)["scale"], "zero_point": _detail(model.out_detail)["zero_point"],
+            "values": [o.reshape(-1).tolist() for o in model.saved]}
 
 
 def _classify_load_error(msg: str) -> AgentError:
@@ -727,9 +1098,87 @@ def _detail(d) -> dict:
             "scale": float(q[0]) or None, "zero_point": int(q[1]) if q[0] else None}
 
 
+# Distributions that provide each runtime's module (for its version without importing it).
+_DISTS = {"ai_edge_litert": ("ai-edge-litert", "ai-edge-litert-nightly"),
+          "tflite_runtime": ("tflite-runtime", "tflite-runtime-nightly"),
+          "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-aarch64", "tf-nightly")}
+_EDGETPU_USB = {("1a6e", "089a"), ("18d1", "9302")}  # Coral USB Accelerator before / after its firmware loads
+
+
+def probe() -> dict:
+    """What this device offers for benchmarks (`python3 agent.py --probe`): machine, Python, numpy, each
+    TFLite runtime (version; importable or why not; tensorflow is only looked up, as importing it takes
+    long), Edge TPU library and devices, CPU, governor, temperatures, free disk where the agent runs, emulation."""
+    import importlib.util
+    import shutil
+
+    info = {"machine": platform.machine(), "python": platform.python_version(), "python_path": sys.executable,
+            "os": platform.platform(), "hostname": platform.node(), "cpu_model": _cpu_model(),
+            "cpu_count": os.cpu_count(), "cpufreq": cpufreq() or None, "temperatures_c": _temperatures() or None,
+            "vcgencmd": vcgencmd(), "emulated": emulation()}
+    govs = sorted({c["governor"] for c in info["cpufreq"] or [] if c["governor"]})
+    info["governor"] = ",".join(govs) or None
+    try:
+        import numpy
+
+        info["numpy"] = numpy.__version__
+    except ImportError:
+        info["numpy"] = None
+    runtimes = {}
+    for rt in RUNTIMES:
+        if importlib.util.find_spec(rt) is None:
+            runtimes[rt] = None
+            continue
+        entry = {"version": _first_version(_DISTS[rt]), "importable": None, "error": None}
+        if rt != "tensorflow":
+            try:
+                __import__(rt + ".interpreter")
+                entry["importable"] = True
+            except Exception as e:  # e.g. tflite-runtime 2.14 under numpy 2: an ABI error, not an ImportError
+                entry["importable"], entry["error"] = False, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        runtimes[rt] = entry
+    info["runtimes"] = runtimes
+    info["usable_runtime"] = next((rt for rt in RUNTIMES if runtimes[rt] and runtimes[rt]["importable"] is not False), None) \
+        if info["numpy"] else None
+    info["edgetpu"] = _edgetpu()
+    try:
+        usage = shutil.disk_usage(os.getcwd())
+        info["disk"] = {"path": os.getcwd(), "free_bytes": usage.free, "total_bytes": usage.total}
+    except OSError:
+        info["disk"] = None
+    return info
+
+
+def _first_version(dists) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    for d in dists:
+        try:
+            return version(d)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def _edgetpu() -> dict:
+    import ctypes.util
+    import glob
+
+    lib = ctypes.util.find_library("edgetpu") or next(iter(sorted(glob.glob("/usr/lib/*/libedgetpu.so.1*")
+                                                                  + glob.glob("/usr/lib/libedgetpu.so.1*"))), None)
+    usb = False
+    for d in glob.glob("/sys/bus/usb/devices/*"):
+        if ((_read(d + "/idVendor") or ""), (_read(d + "/idProduct") or "")) in _EDGETPU_USB:
+            usb = True
+    return {"library": lib, "pcie": os.path.exists("/dev/apex_0"), "usb": usb}
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     emit = Emitter(_private_stdout())
+    if argv and argv[0] == "--probe":
+        emit("probe", **probe())
+        return 0
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
             signal.signal(sig, _on_stop_signal)
