@@ -12,7 +12,8 @@ and checks, in this order:
    a float), allowed values (`choices`: a tuple or an enum class) and `range`;
 6. missing required keys (the hint shows a line to add: `add schema_version = 1`);
 7. a `[sources]` entry `"<kind>: <detail>"` for every number whose field `needs_source`, with kind
-   one of `SOURCE_KINDS`.
+   one of `SOURCE_KINDS` (`derived`: computed from the machine the file is loaded on, the number in
+   the file being the fallback; the caller says which keys may be derived and computes them).
 
 Every error is one line naming the file and the key, with a hint, raised as the caller's
 `EdgepoolError` subclass (`RecipeError`, `ProfileError`). Values from an enum class come back as
@@ -35,7 +36,7 @@ from .errors import EdgepoolError, InputError
 SCHEMA_VERSION = 1
 VERSION_KEY = "schema_version"
 SOURCES_KEY = "sources"
-SOURCE_KINDS = ("datasheet", "vendor", "filing", "benchmark", "estimate")
+SOURCE_KINDS = ("datasheet", "vendor", "filing", "benchmark", "estimate", "derived")
 
 
 class Kind(enum.StrEnum):

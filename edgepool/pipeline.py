@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .bench.protocol import BenchmarkResult, BenchOptions
     from .datasets import Dataset
     from .export import ModelSource
+    from .inspect.support import OpSupport
     from .models import ModelSpec
     from .profiles import DeviceProfile
     from .recipes import QuantRecipe
@@ -34,12 +35,24 @@ if TYPE_CHECKING:
 
 
 def train_run(spec: ModelSpec, dataset: Dataset, config: TrainConfig, out: str | Path, *, force: bool = False,
-              progress: ProgressFn | None = None) -> Run:
-    """Train `spec` on `dataset` and write the run directory `out` (refused before training if it exists)."""
+              progress: ProgressFn | None = None, resume: Any = None) -> Run:
+    """Train `spec` on `dataset` and write the run directory `out` (refused before training if it exists).
+
+    With `force` an existing run is replaced as `runs.plan_replace(out)` says (its benchmarks and
+    unknown files are kept); a folder that is not a run is refused either way, before training.
+    A KeyboardInterrupt after the first epoch still writes the run, with the best weights so far and
+    `manifest["training"]["interrupted"]` set. `resume` (a `training.Resume`, from `training.load_resume`)
+    goes on training that interrupted run and replaces it with the result.
+    """
     from .training import train
 
-    runs.refuse_existing(Path(out), force, "run")
-    result = train(spec, dataset, config, progress=progress)
+    config.validate()
+    spec.validate()
+    out = Path(resume.path if resume is not None else out)
+    force = force or resume is not None
+    runs.plan_replace(out)  # a folder that is not a run: refused now, not after training
+    runs.refuse_existing(out, force, "run")
+    result = train(spec, dataset, config, progress=progress, resume=resume)
     return save_run(result, out, force=force)
 
 
@@ -97,18 +110,28 @@ def quantize(run: Run, recipe: QuantRecipe, *, epochs: int | None = None, force:
 
 @dataclass
 class ExportOutcome:
-    """One export (or the error that stopped it) and its verification."""
+    """One export (or the error that stopped it), its verification, and whether the profile's runtime can
+    load it (`support`: per op, from `edgepool.inspect`, for TFLite / Edge TPU profiles)."""
 
     target: str  # recipe or profile name
     export: Export | None = None
     verification: Verification | None = None
     notes: list[str] = field(default_factory=list)
     error: EdgepoolError | None = None
+    support: list[OpSupport] | None = None  # op-version support on the profile's runtime; None = not checked
+    runtime: str | None = None  # the runtime `support` was checked against, "tflite-runtime 2.14"
+
+    @property
+    def unsupported_ops(self) -> list[OpSupport]:
+        """Ops the profile's runtime cannot load (an op version newer than its release, a custom op)."""
+        return [s for s in self.support or [] if s.supported is False]
 
     @property
     def status(self) -> Status:
         if self.error is not None or self.export is None:
             return Status.ERROR
+        if self.unsupported_ops:
+            return Status.FAIL
         if self.verification is None:
             return Status.UNVERIFIED
         st = self.verification.status
@@ -122,18 +145,90 @@ class ExportOutcome:
         return self.status.ok
 
     @property
+    def support_reason(self) -> str | None:
+        """Why the profile's runtime cannot load the export, naming each op, its version and the releases."""
+        bad = self.unsupported_ops
+        if not bad:
+            return None
+        return f"{self.target} runs {self.runtime}, which cannot load this model: " + "; ".join(
+            f"op {s.index} {s.reason}" for s in bad)
+
+    @property
+    def support_hint(self) -> str | None:
+        bad = self.unsupported_ops
+        if not bad:
+            return None
+        from .inspect.support import parse_version
+
+        needs = [s.min_runtime for s in bad if s.min_runtime]
+        newer = f", or a runtime >= {max(needs, key=parse_version)} on the device" if needs else ""
+        return f"use a recipe {self.runtime} can load (e.g. int8 or float32){newer}"
+
+    @property
     def reason(self) -> str | None:
         if self.error is not None:
             return self.error.message
         if self.status == Status.NOT_COMPILED:
             return "verified on the CPU; edgetpu_compiler is not installed here"
-        return self.verification.reason if self.verification else None
+        if self.verification is not None and self.verification.reason:
+            return self.verification.reason  # holds support_reason once `check_runtime` folded it in
+        return self.support_reason
 
     @property
     def hint(self) -> str | None:
         if self.error is not None:
             return self.error.hint
-        return self.verification.hint if self.verification else None
+        if self.verification is not None and self.verification.hint:
+            return self.verification.hint
+        return self.support_hint
+
+    def check_runtime(self, profile: DeviceProfile) -> None:
+        """Read the saved .tflite (`edgepool.inspect`) and record which of its ops `profile`'s runtime can
+        load: an op version newer than the runtime's release fails the export. Core ML profiles: nothing."""
+        from .inspect import read_tflite
+        from .inspect.support import TF_NUMBERED_PACKAGES, check_profile_support, parse_version
+        from .types import Format, Runtime
+
+        if self.export is None or profile.runtime not in (Runtime.TFLITE, Runtime.EDGETPU):
+            return
+        if not Format(self.export.format).is_tflite:
+            return
+        # an Edge TPU export: the CPU model's ops (the compiled file holds them as one custom op)
+        self.support = check_profile_support(read_tflite(self.export.verify_file), profile)
+        self.runtime = f"{profile.runtime_package} {profile.runtime_version}"
+        unknown = [s for s in self.support if s.supported is None]
+        if not unknown:
+            return
+        if profile.runtime_package in TF_NUMBERED_PACKAGES:
+            ops = ", ".join(f"{s.op} v{s.version}" for s in unknown)
+            self.notes.append(f"whether {self.runtime} loads {ops} is unknown: not in the op-version table")
+            return
+        from importlib import metadata
+
+        try:  # verification ran the model in this very runtime when it is the host's
+            host = metadata.version(profile.runtime_package)
+        except metadata.PackageNotFoundError:
+            host = None
+        if host is None or parse_version(host)[:2] != parse_version(profile.runtime_version)[:2]:
+            self.notes.append(f"{self.runtime} numbers its releases apart from TensorFlow: which op versions it "
+                              "loads is not known here")
+
+    def fold_support_into_verification(self) -> None:
+        """Put the op-version check in the verification record (verify.json says what the table says)."""
+        v = self.verification
+        if v is None or self.support is None:
+            return
+        details = {**v.details, "runtime_support": {
+            "runtime": self.runtime, "status": Status.FAIL.value if self.unsupported_ops else Status.PASS.value,
+            "unsupported": [s.to_dict() for s in self.unsupported_ops],
+            "unknown": [s.to_dict() for s in self.support if s.supported is None]}}
+        reason = self.support_reason
+        if reason is None:
+            self.verification = Verification(v.status, v.reason, v.hint, details)
+        elif v.status is Status.FAIL:
+            self.verification = Verification(Status.FAIL, f"{reason}; {v.reason}", self.support_hint, details)
+        else:
+            self.verification = Verification(Status.FAIL, reason, self.support_hint, details)
 
 
 def model_source(run: Run, recipe: QuantRecipe, progress: ProgressFn | None = None) -> ModelSource:
@@ -163,23 +258,36 @@ def export(run: Run, recipe: QuantRecipe, *, profile: DeviceProfile | None = Non
            force: bool = False, verify: bool = True, image_input: bool = False,
            progress: ProgressFn | None = None) -> ExportOutcome:
     """Export `run`'s model with `recipe` (for `profile`) into RUN/exports/<profile or recipe> (or `out`),
-    then verify it on the test split. An existing export is refused before any work unless `force`."""
+    then verify it on the test split. An existing export is refused before any work unless `force`.
+
+    With a TFLite / Edge TPU `profile`, the saved model's op versions are checked against the profile's
+    runtime release (`ExportOutcome.check_runtime`): an op the runtime cannot load fails the export,
+    verified or not. Verification also runs the export in that runtime where one is named
+    (`edgepool.verify`, `EDGEPOOL_TFLITE_RUNTIMES`)."""
     from .export import export_model
     from .verify import verify as verify_export
 
     target = Path(out) if out else run.export_dir(profile.name if profile is not None else recipe.name)
     runs.refuse_existing(target, force, "export")
+    steps = 3 if verify else 2
+    if progress:
+        progress(ProgressEvent("export", 0, steps, "loading the model"))
     source = model_source(run, recipe, progress)
     if progress:
-        progress(ProgressEvent("export", 0, 2 if verify else 1, f"converting with {recipe.name}"))
+        progress(ProgressEvent("export", 1, steps, f"converting with {recipe.name}"))
     artifact = export_model(source, recipe, profile, image_input=image_input)
     saved = runs.save_export(artifact, target, labels=run.labels, force=force)
     outcome = ExportOutcome(profile.name if profile is not None else recipe.name, saved, notes=list(artifact.notes))
+    if profile is not None:
+        outcome.check_runtime(profile)  # an op newer than the profile's runtime fails the export, verified or not
     if verify:
         if progress:
-            progress(ProgressEvent("export", 1, 2, "verifying on the test split"))
-        outcome.verification = verify_export(saved, run, recipe)
+            progress(ProgressEvent("export", 2, steps, "verifying on the test split"))
+        outcome.verification = verify_export(saved, run, recipe, profile)
+        outcome.fold_support_into_verification()
         runs.save_verification(saved, outcome.verification.to_dict())
+    if progress:
+        progress(ProgressEvent("export", steps, steps, "done"))
     return outcome
 
 
@@ -217,11 +325,31 @@ def convert(run: Run, profiles: list[DeviceProfile], *, force: bool = False, ima
     return ConvertResult(run, outcomes)
 
 
-def verify(path: Path) -> tuple[Export, Verification]:
-    """Re-verify an export folder against the run it came from (checked to be the same model and data)."""
-    from .verify import verify_path
+def verify(path: Path, *, progress: ProgressFn | None = None) -> tuple[Export, Verification]:
+    """Re-verify an export folder against the run it came from (checked to be the same model and data).
 
-    return verify_path(path)
+    Reports stage "verify": reading the export and its run, the Keras reference outputs (loading the
+    model), running the export on the test split.
+    """
+    from .recipes import load_recipe
+    from .verify import keras_logits, source_of
+    from .verify import verify as verify_export
+
+    def step(done: int, message: str) -> None:
+        if progress:
+            progress(ProgressEvent("verify", done, 3, message))
+
+    step(0, "reading the export and checking its run")
+    export = runs.load_export(path)
+    run = source_of(export)
+    recipe = load_recipe(export.sidecar["recipe"])
+    step(1, "loading the Keras model for reference outputs")
+    x_raw, _ = run.test_data()
+    keras_logits(run, run.normalize(x_raw))  # kept by verify, which reuses it below
+    step(2, f"running the export on the test split ({len(x_raw)} samples)")
+    v = verify_export(export, run, recipe)
+    step(3, "done")
+    return export, v
 
 
 # ------------------------------------------------------------------------------------------ benchmark

@@ -4,6 +4,9 @@ A profile says which runtime a device runs (TFLite, Edge TPU, Core ML) and at wh
 quantization recipe to export with, how to reach the device, and the numbers the estimators and
 the energy model use. Every number carries a source (`[sources]` table): where it comes from
 ("datasheet: ...", "vendor: ...", "filing: ...", "benchmark: ...") or "estimate: <formula/reason>".
+A local profile (host-cpu) may mark its peaks "derived: ...": they are computed from this machine's
+CPU when the profile is loaded (`edgepool.hostinfo`: ISA flags, cores, clock), the file's number
+being the fallback where the CPU cannot be read.
 Files are read by the one strict-TOML loader (`edgepool.config`); the rules between keys (runtime
 and package, delegates, Core ML targets, the recipe) are checked here, the recipe against the real
 `QuantRecipe` (`edgepool.recipes`).
@@ -86,6 +89,8 @@ SCHEMA: dict[str, Field] = {
     "peak_gmacs_fp32": _number("peak fp32 GMAC/s", range=Range(0, None)),
 }
 NUMBER_KEYS: tuple[str, ...] = tuple(k for k, f in SCHEMA.items() if f.needs_source)
+# Numbers a local profile may mark "derived": computed from this machine's CPU when loaded (edgepool.hostinfo).
+DERIVABLE_KEYS: tuple[str, ...] = ("peak_gmacs_int8", "peak_gmacs_fp32")
 
 
 class Shadowing(NamedTuple):
@@ -331,6 +336,7 @@ def _build(path: Path, v: dict[str, Any], origin: Origin, builtin: bool) -> Devi
         raise origin.fail("active_power_w", f"{toml_repr(active)} W is below idle_power_w {toml_repr(idle)} W",
                           "active power includes idle power")
 
+    sources = _derived_peaks(origin, v["sources"], numbers, transport, v["threads"])
     recipe: str = v["recipe"]
     _check_recipe(origin, runtime, recipe, target)
     return DeviceProfile(
@@ -346,11 +352,45 @@ def _build(path: Path, v: dict[str, Any], origin: Origin, builtin: bool) -> Devi
         compute_units=compute_units,
         deployment_target=target,
         transport=transport,
-        sources=v["sources"],
+        sources=sources,
         path=path,
         builtin=builtin,
         **numbers,
     )
+
+
+def _derived_peaks(origin: Origin, sources: dict[str, str], numbers: dict[str, Any], transport: Transport,
+                   threads: int) -> dict[str, str]:
+    """Peaks whose source is "derived: ..." are this machine's (`edgepool.hostinfo`, over the profile's
+    threads): `numbers` gets them and the returned sources say how each was derived. Where this machine's
+    CPU cannot be read, the file's number stays and its source becomes an estimate saying why."""
+    derived = [k for k, text in sources.items() if text.split(":", 1)[0].strip() == "derived"]
+    for key in derived:
+        if key not in DERIVABLE_KEYS:
+            raise origin.fail(f"{config.SOURCES_KEY}.{key}",
+                              f"{key} cannot be derived: only {' and '.join(DERIVABLE_KEYS)} are (from this machine's CPU)",
+                              "give it a datasheet, vendor, benchmark or estimate source")
+        if transport is not Transport.LOCAL:
+            raise origin.fail(f"{config.SOURCES_KEY}.{key}",
+                              f"a derived peak describes this machine: only a profile with transport \"local\" "
+                              f"may derive it (this one: {toml_repr(transport)})",
+                              "give the device's peak a datasheet, vendor, benchmark or estimate source")
+    if not derived:
+        return sources
+    from . import hostinfo
+
+    out = dict(sources)
+    peaks, why = hostinfo.host_peaks(max_cores=threads)
+    for key in derived:
+        if peaks is None:
+            detail = sources[key].split(":", 1)[1].strip()
+            fallback = detail.split("fallback", 1)[1].lstrip(" :") if "fallback" in detail else detail
+            out[key] = f"estimate: {fallback} (not derived: {why})"
+        elif key == "peak_gmacs_int8":
+            numbers[key], out[key] = peaks.int8_gmacs, peaks.int8_source()
+        else:
+            numbers[key], out[key] = peaks.fp32_gmacs, peaks.fp32_source()
+    return out
 
 
 def _check_coreml(origin: Origin, compute_units: str | None, target: DeploymentTarget | None, version: tuple[int, ...]) -> None:

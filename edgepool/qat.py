@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DataError, ExportError
+from .errors import ExportError
 from .models import load_run_model as load_model
 from .runs import Run, read_json, save_qat
 from .types import ProgressFn
@@ -65,14 +65,10 @@ def qat_finetune(
 
 def run_splits(run: Run) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Reload the run's data and split (train, val), normalized; fail if the data changed since training."""
-    from .datasets import load_dataset, split
+    from .datasets import load_recorded, split
 
     d = run.manifest["data"]
-    src = d.get("path") if d.get("kind") in ("npz", "image-folder") else d["name"]
-    size = d.get("resized_to") or (d.get("image_size") if d.get("kind") == "image-folder" else None)
-    ds = load_dataset(src, channels=d.get("channels_converted") or d.get("channels"), image_size=tuple(size) if size else None, skip_bad=bool(d.get("skipped")))
-    if ds.fingerprint() != d["fingerprint"]:
-        raise DataError(f"the data of run {run.path} ({src}) changed since training", "QAT needs the same training data; re-train the run")
+    ds = load_recorded(d, f"run {run.path}")
     fr = d["split"]["fractions"]
     sp = split(ds, d["split"]["seed"], fr["val"], fr["test"])
     x = run.normalize(ds.x)

@@ -33,7 +33,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -275,6 +275,134 @@ def load_run(path: str | Path) -> Run:
     return Run(path=p, manifest=read_json(p / MANIFEST))
 
 
+# the files training writes into a run (replaced with the model)
+RUN_FILES = (MANIFEST, MODEL_FILE, HISTORY, TRAINING_CURVE, CONFUSION_MATRIX, TEST_DATA, CALIB_DATA)
+
+
+@dataclass
+class ReplacePlan:
+    """What replacing the run at `path` with a new model removes and what it keeps.
+
+    Removed: the model and everything training wrote with it, and what was derived from the model
+    (`exports`, `qat` models: stale once the model changes). Kept, carried into the new run:
+    `benchmarks` (the run's history) and `other` files, which edgepool does not know and so never deletes.
+    Paths are relative to the run; `exports` and `qat` are folder names.
+    """
+
+    path: Path
+    exists: bool = False
+    exports: list[str] = field(default_factory=list)
+    qat: list[str] = field(default_factory=list)
+    benchmarks: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
+    previous_created: str | None = None
+
+    @property
+    def kept(self) -> list[str]:
+        """Every path carried into the new run."""
+        return sorted(self.benchmarks + self.other)
+
+    def summary(self) -> str:
+        """One line for people ("" when there is no run to replace)."""
+        if not self.exists:
+            return ""
+        removed = ["the model"]
+        if self.exports:
+            removed.append(_count(len(self.exports), "export") + f" ({_names(self.exports)})")
+        if self.qat:
+            removed.append(_count(len(self.qat), "QAT model") + f" ({_names(self.qat)})")
+        kept = []
+        if self.benchmarks:
+            kept.append(_count(len(self.benchmarks), "benchmark result"))
+        if self.other:
+            kept.append(_count(len(self.other), "other file") + f" ({_names(self.other)})")
+        return (f"replacing run {self.path}: removing {_and(removed)}; "
+                + (f"keeping {_and(kept)}" if kept else "nothing else is in it"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's record of the replacement."""
+        return {
+            "previous_created": self.previous_created,
+            "removed": {"exports": list(self.exports), "qat": list(self.qat)},
+            "kept": {"benchmarks": list(self.benchmarks), "other": list(self.other)},
+        }
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _names(names: list[str], limit: int = 10) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def plan_replace(out: str | Path) -> ReplacePlan:
+    """What writing a new run over `out` would remove and keep (see ReplacePlan); reads, never writes.
+
+    Refuses (InputError) a path that is not an edgepool run: a file, or a folder holding anything
+    but no run manifest. A missing or empty folder gives an empty plan.
+    """
+    from .errors import InputError
+
+    path = Path(out)
+    hint = "choose another output folder: only a run directory edgepool wrote is replaced"
+    if not path.exists():
+        return ReplacePlan(path)
+    if not path.is_dir():
+        raise InputError(f"{path} is a file, not a run directory", hint)
+    entries = sorted(path.iterdir())
+    if not entries:
+        return ReplacePlan(path)
+    if not (path / MANIFEST).is_file():
+        n_dirs = sum(e.is_dir() for e in entries)
+        held = _and([x for x in (_count(len(entries) - n_dirs, "file") if len(entries) > n_dirs else "",
+                                 _count(n_dirs, "folder") if n_dirs else "") if x])
+        raise InputError(f"{path} is not an edgepool run (no {MANIFEST}): replacing it would delete the {held} in it", hint)
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict) or manifest.get("kind") != "edgepool-run":
+        raise InputError(f"{path} is not an edgepool run (its {MANIFEST} is not a run manifest)", hint)
+    plan = ReplacePlan(path, exists=True, previous_created=manifest.get("created"))
+    for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink() or (p.is_dir() and not any(p.iterdir()))):
+        rel = f.relative_to(path)
+        parts = rel.parts
+        if rel.as_posix() in RUN_FILES:
+            continue
+        if parts[0] == EXPORTS and len(parts) > 2 and not parts[1].startswith(".") and (path / EXPORTS / parts[1] / SIDECAR).is_file():
+            if parts[1] not in plan.exports:
+                plan.exports.append(parts[1])
+        elif parts[0] == QAT and len(parts) > 2 and not parts[1].startswith("."):
+            if parts[1] not in plan.qat:
+                plan.qat.append(parts[1])
+        elif parts[0] == BENCHMARKS and len(parts) > 1 and f.suffix == ".json":
+            plan.benchmarks.append(rel.as_posix())
+        else:
+            plan.other.append(rel.as_posix())
+    return plan
+
+
+def _carry(src: Path, dst: Path) -> None:
+    """Put `src` at `dst` as a hard link (a copy where links are not possible): the original stays until
+    the old run is removed, so a failure before the swap loses nothing."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dst)
+        return
+    if src.is_dir():  # an empty folder
+        dst.mkdir(exist_ok=True)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def write_run(
     out: Path,
     *,
@@ -289,8 +417,14 @@ def write_run(
 
     `save_model(path)` writes the model file; `arrays` are .npz files, `files` raw bytes and `records`
     JSON documents, each keyed by its path inside the run. The manifest is written last.
+
+    Replacing a run (`force`) follows `plan_replace`: a folder that is not a run is refused; the old
+    model, exports and QAT models go, benchmark results and files edgepool does not know are carried
+    into the new run, and the manifest records both under "replaced". Until the new run is renamed into
+    place, the old one is whole.
     """
     out = Path(out)
+    plan = plan_replace(out) if force else None  # refuses a folder that is not a run before anything is written
     with staged_dir(out, force, what="run") as d:
         save_model(d / MODEL_FILE)
         for rel, arr in arrays.items():
@@ -299,6 +433,11 @@ def write_run(
             atomic_write_bytes(d / rel, data)
         for rel, obj in records.items():
             atomic_write_json(d / rel, obj)
+        if plan is not None and plan.exists:
+            plan = plan_replace(out)  # what is there now: a benchmark may have been saved while training
+            for rel in plan.kept:
+                _carry(out / rel, d / rel)
+            manifest = {**manifest, "replaced": plan.to_dict()}
         atomic_write_json(d / MANIFEST, manifest)
     return load_run(out)
 

@@ -1,16 +1,24 @@
-"""train(spec, dataset) -> TrainResult. Returns objects; writes no files (runs.py does)."""
+"""train(spec, dataset) -> TrainResult. Returns objects; writes no files (runs.py does).
+
+Ctrl-C during training stops it the way Keras users expect: the epochs finished so far are kept, the
+best of them restored, and the result says `interrupted`; `load_resume(run)` picks such a run up again.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .datasets import NORM_OFFSET, NORM_SCALE, Dataset, Split, split
-from .models import ModelSpec, build_model, count_macs, count_params
+from .datasets import NORM_OFFSET, NORM_SCALE, Dataset, Split, load_recorded, split
+from .errors import ModelError
+from .models import ModelSpec, build_model, check_range, count_macs, count_params
 from .numeric import normalize, softmax
 from .types import ProgressEvent, ProgressFn
 
@@ -28,6 +36,25 @@ class TrainConfig:
     test_fraction: float = 0.1
     calibration_samples: int = 500
 
+    def validate(self, names: Mapping[str, str] | None = None) -> None:
+        """Check every number's range; `names` maps a field to what the caller calls it (a CLI flag)."""
+        check_range("epochs", self.epochs, 1, names=names, hint="train at least one epoch")
+        check_range("batch_size", self.batch_size, 1, names=names, hint="use a positive batch size, e.g. 64")
+        check_range("learning_rate", self.learning_rate, 0, 1, names=names, low_open=True,
+                    hint="the peak Adam learning rate: use a value in (0, 1], e.g. 0.003")
+        check_range("patience", self.patience, 1, names=names, hint="stop after at least one epoch without a new best")
+        check_range("seed", self.seed, 0, 2**32 - 1, names=names, hint="use an integer in [0, 4294967295]")
+        if self.max_shift is not None:
+            check_range("max_shift", self.max_shift, 0, names=names, hint="shift images by 0 or more pixels")
+        check_range("val_fraction", self.val_fraction, 0, 1, names={"val_fraction": "validation fraction", **(names or {})},
+                    low_open=True, high_open=True, hint="use a fraction in (0, 1)")
+        check_range("test_fraction", self.test_fraction, 0, 1, names=names, low_open=True, high_open=True,
+                    hint="use a fraction in (0, 1)")
+        check_range("calibration_samples", self.calibration_samples, 1, names=names, hint="keep at least one calibration sample")
+
+
+HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
+
 
 @dataclass
 class TrainResult:
@@ -41,6 +68,27 @@ class TrainResult:
     timings: dict[str, float]
     best_epoch: int
     input_spec: dict[str, Any] = field(default_factory=dict)
+    interrupted: bool = False  # stopped by Ctrl-C: `history` holds the epochs done, `model` the best of them
+    resumed_at_epochs: list[int] = field(default_factory=list)  # the epochs an interrupted run was picked up after
+
+
+@dataclass
+class Resume:
+    """An interrupted run, loaded to go on training (`load_resume`): its spec, data, config, model and history."""
+
+    path: Path
+    spec: ModelSpec
+    dataset: Dataset
+    config: TrainConfig
+    model: Any  # the best weights so far
+    history: dict[str, list[float]]
+    best_epoch: int
+    resumed_at_epochs: list[int]
+    timings: dict[str, float]
+
+    @property
+    def epochs_done(self) -> int:
+        return len(self.history["loss"])
 
 
 def evaluate_logits(logits: np.ndarray, y: np.ndarray, num_classes: int) -> dict[str, Any]:
@@ -64,6 +112,14 @@ def _shift_batch(x: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.
     return out
 
 
+def _skip_epoch_draws(rng: np.random.Generator, n: int, max_shift: int, augment: bool) -> None:
+    """Advance `rng` past one epoch's draws (the permutation, then `_shift_batch`'s), drawing the same numbers."""
+    rng.permutation(n)
+    if augment:
+        rng.integers(-max_shift, max_shift + 1, n)
+        rng.integers(-max_shift, max_shift + 1, n)
+
+
 def fit(
     model: Any,
     train: tuple[np.ndarray, np.ndarray],
@@ -72,6 +128,10 @@ def fit(
     progress: ProgressFn | None = None,
     teacher: Any = None,
     stage: str = "train",
+    *,
+    keep_on_interrupt: bool = False,
+    initial_history: Mapping[str, list[float]] | None = None,
+    initial_best_epoch: int = 0,
 ) -> dict[str, list[float]]:
     """Train `model` in place (Adam + cosine decay, shift augmentation, early stopping on validation).
 
@@ -79,6 +139,12 @@ def fit(
     float and TFMOT quantization-aware models alike. With a `teacher`, the targets are the teacher's
     softmax on the same (augmented) images instead of the labels: distillation, so the student learns
     to agree with the teacher, and "accuracy" is top-1 agreement with it.
+
+    `keep_on_interrupt`: a KeyboardInterrupt (in Keras' fit, in evaluation or in `progress`) ends
+    training like early stopping does: the best weights of the epochs finished are restored and the
+    history gets `"interrupted": [1.0]`. Without it, or before any epoch finished, it propagates.
+    `initial_history` / `initial_best_epoch` go on from an interrupted fit whose best weights `model`
+    holds: from the next epoch, at the same point of the learning-rate schedule and data order.
     """
     from ._tf import keras, quiet_stderr
 
@@ -96,36 +162,52 @@ def fit(
             logits = teacher.predict(x, batch_size=512, verbose=0)
         return softmax(logits).astype(np.float32)
 
-    yva_t = targets(xva, yva)
     max_shift = cfg.max_shift if cfg.max_shift is not None else max(1, round(min(xtr.shape[1:3]) / 14))
     rng = np.random.default_rng(cfg.seed)
-    history: dict[str, list[float]] = {"loss": [], "accuracy": [], "val_loss": [], "val_accuracy": []}
-    best = (-1.0, np.inf)
+    # one record per finished epoch; the list is replaced (never appended to) so that an interrupt
+    # lands either before or after an epoch is committed, never half-way
+    prior = initial_history or {}
+    records = [dict(zip(HISTORY_KEYS, row, strict=True)) for row in zip(*(prior.get(key, []) for key in HISTORY_KEYS), strict=True)]
+    start = len(records)
+    best_epoch = initial_best_epoch if start else 0
+    best = (records[best_epoch - 1]["val_accuracy"], records[best_epoch - 1]["val_loss"]) if best_epoch else (-1.0, np.inf)
     best_weights = model.get_weights()
-    best_epoch = 0
-    stale = 0
-    for epoch in range(cfg.epochs):
-        order = rng.permutation(len(xtr))
-        xe = xtr[order]
-        if cfg.augment:
-            xe = _shift_batch(xe, max_shift, rng)
-        with quiet_stderr():  # tf.data graph-version chatter on fd 2
-            h = model.fit(xe, targets(xe, ytr[order]), batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
-            vl, va = model.evaluate(xva, yva_t, batch_size=256, verbose=0)
-        logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]), "val_loss": float(vl), "val_accuracy": float(va)}
-        for key, v in logs.items():
-            history[key].append(v)
-        if (va, -vl) > (best[0], -best[1]):
-            best, best_weights, best_epoch, stale = (va, vl), model.get_weights(), epoch + 1, 0
-        else:
-            stale += 1
-        if progress:
-            progress(ProgressEvent(stage, epoch + 1, cfg.epochs, data=logs))
-        if stale >= cfg.patience:
-            break
+    stale = start - best_epoch
+    if start:
+        model.optimizer.iterations.assign(start * steps_per_epoch)  # the schedule goes on where it stopped
+        for _ in range(start):
+            _skip_epoch_draws(rng, len(xtr), max_shift, cfg.augment)
+    interrupted = False
+    try:
+        yva_t = targets(xva, yva)
+        for epoch in range(start, cfg.epochs):
+            if stale >= cfg.patience:
+                break
+            order = rng.permutation(len(xtr))
+            xe = xtr[order]
+            if cfg.augment:
+                xe = _shift_batch(xe, max_shift, rng)
+            with quiet_stderr():  # tf.data graph-version chatter on fd 2
+                h = model.fit(xe, targets(xe, ytr[order]), batch_size=cfg.batch_size, epochs=1, verbose=0, shuffle=False)
+                vl, va = model.evaluate(xva, yva_t, batch_size=256, verbose=0)
+            logs = {"loss": float(h.history["loss"][0]), "accuracy": float(h.history["accuracy"][0]),
+                    "val_loss": float(vl), "val_accuracy": float(va)}
+            better = (va, -vl) > (best[0], -best[1])
+            weights = model.get_weights() if better else best_weights
+            records, best, best_weights, best_epoch, stale = (  # commit the epoch in one step
+                records + [logs], (va, vl) if better else best, weights, epoch + 1 if better else best_epoch, 0 if better else stale + 1)
+            if progress:
+                progress(ProgressEvent(stage, epoch + 1, cfg.epochs, data=logs))
+    except KeyboardInterrupt:
+        if not keep_on_interrupt or not records:
+            raise
+        interrupted = True
     model.set_weights(best_weights)
+    history: dict[str, list[float]] = {key: [r[key] for r in records] for key in HISTORY_KEYS}
     history["best_epoch"] = [float(best_epoch)]
     history["best_val_accuracy"] = [float(best[0])]
+    if interrupted:
+        history["interrupted"] = [1.0]
     return history
 
 
@@ -134,11 +216,20 @@ def train(
     dataset: Dataset,
     config: TrainConfig | None = None,
     progress: ProgressFn | None = None,
+    *,
+    resume: Resume | None = None,
 ) -> TrainResult:
-    """Train `spec` on `dataset`; deterministic for a given seed on the same machine."""
+    """Train `spec` on `dataset`; deterministic for a given seed on the same machine.
+
+    A KeyboardInterrupt after the first epoch ends training early with the best weights so far, and
+    the result is marked `interrupted` (its test metrics are those of the weights kept). With `resume`
+    (from `load_resume`), training goes on from the interrupted run's model and epoch instead.
+    """
     from ._tf import keras, quiet_stderr, tf
 
     cfg = config or TrainConfig()
+    cfg.validate()
+    spec.validate()
     k = keras()
     tfm = tf()
     t0 = time.perf_counter()
@@ -150,11 +241,18 @@ def train(
     xva, yva = x[sp.val], dataset.y[sp.val]
     xte, yte = x[sp.test], dataset.y[sp.test]
 
-    model = build_model(spec, dataset.input_shape, dataset.num_classes, seed=cfg.seed)
+    if resume is not None:
+        model, prior, prior_best, resumed = resume.model, resume.history, resume.best_epoch, [*resume.resumed_at_epochs, resume.epochs_done]
+        spent = {key: float(resume.timings.get(key, 0.0)) for key in ("train_s", "total_s")}
+    else:
+        model = build_model(spec, dataset.input_shape, dataset.num_classes, seed=cfg.seed)
+        prior, prior_best, resumed, spent = None, 0, [], {"train_s": 0.0, "total_s": 0.0}
     t_fit = time.perf_counter()
-    history = fit(model, (xtr, ytr), (xva, yva), cfg, progress=progress)
+    history = fit(model, (xtr, ytr), (xva, yva), cfg, progress=progress, keep_on_interrupt=True,
+                  initial_history=prior, initial_best_epoch=prior_best)
     best_epoch = int(history.pop("best_epoch")[0])
     best_val = float(history.pop("best_val_accuracy")[0])
+    interrupted = bool(history.pop("interrupted", [0.0])[0])
     fit_s = time.perf_counter() - t_fit
 
     with quiet_stderr():
@@ -164,6 +262,7 @@ def train(
         "val_accuracy": best_val,
         "epochs_run": len(history["loss"]),
         "best_epoch": best_epoch,
+        "interrupted": interrupted,
         "params": count_params(model),
         "macs": count_macs(model),
     }
@@ -175,8 +274,10 @@ def train(
         config=cfg,
         history=history,
         metrics=metrics,
-        timings={"train_s": fit_s, "total_s": time.perf_counter() - t0},
+        timings={"train_s": spent["train_s"] + fit_s, "total_s": spent["total_s"] + time.perf_counter() - t0},
         best_epoch=best_epoch,
+        interrupted=interrupted,
+        resumed_at_epochs=resumed,
         input_spec={
             "height": dataset.input_shape[0],
             "width": dataset.input_shape[1],
@@ -190,6 +291,33 @@ def train(
     )
 
 
+def load_resume(path: str | Path) -> Resume:
+    """An interrupted run, ready to go on training: the same spec, data (checked to be unchanged),
+    split, seed and config, its best weights and its history. A run that was not interrupted is refused."""
+    from .models import load_run_model
+    from .runs import HISTORY, load_run, read_json
+
+    run = load_run(path)
+    t = run.manifest.get("training") or {}
+    if not t.get("interrupted"):
+        raise ModelError(
+            f"run {run.path} was not interrupted: it finished after {t.get('epochs_run', '?')} epochs",
+            "only an interrupted run can be resumed; to train longer, train a new run with more epochs",
+        )
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**{key: v for key, v in t.items() if key in names})
+    spec = ModelSpec.from_dict(run.manifest["model"]["spec"])
+    dataset = load_recorded(run.manifest["data"], f"run {run.path}")
+    history = read_json(run.path / HISTORY)
+    if not isinstance(history, dict) or any(len(history.get(key, [])) != t["epochs_run"] for key in HISTORY_KEYS):
+        raise ModelError(f"run {run.path}: {HISTORY} does not hold its {t['epochs_run']} epochs", "the run is damaged; train it again")
+    return Resume(
+        path=run.path, spec=spec, dataset=dataset, config=config, model=load_run_model(run),
+        history={key: [float(v) for v in history[key]] for key in HISTORY_KEYS}, best_epoch=int(t["best_epoch"]),
+        resumed_at_epochs=[int(e) for e in t.get("resumed_at_epochs", [])], timings=dict(run.manifest.get("timings") or {}),
+    )
+
+
 def calibration_indices(result: TrainResult) -> np.ndarray:
     """Which training-split samples become RUN/data/calib.npz (never the test split)."""
     train_idx = result.split.train
@@ -200,7 +328,6 @@ def calibration_indices(result: TrainResult) -> np.ndarray:
 
 def run_manifest(result: TrainResult, name: str, calib_count: int, files: dict[str, str]) -> dict[str, Any]:
     """The manifest.json of the run `result` becomes (the one record of what happened)."""
-    import dataclasses
     import datetime
 
     from . import __version__
@@ -215,7 +342,10 @@ def run_manifest(result: TrainResult, name: str, calib_count: int, files: dict[s
         "model": {"file": files["model"], "spec": result.spec.to_dict(), "params": result.metrics["params"], "macs": result.metrics["macs"]},
         "data": {**ds.describe(), "split": sp.describe(), "calibration_samples": int(calib_count)},
         "input": result.input_spec,
-        "training": {**dataclasses.asdict(cfg), "best_epoch": result.best_epoch, "epochs_run": result.metrics["epochs_run"]},
+        "training": {
+            **dataclasses.asdict(cfg), "best_epoch": result.best_epoch, "epochs_run": result.metrics["epochs_run"],
+            "interrupted": result.interrupted, **({"resumed_at_epochs": result.resumed_at_epochs} if result.resumed_at_epochs else {}),
+        },
         "metrics": {
             "test_accuracy": result.metrics["test"]["accuracy"],
             "val_accuracy": result.metrics["val_accuracy"],

@@ -20,6 +20,7 @@ from . import stats
 
 PROTOCOL_VERSION = 1
 INPUT_MODES = ("auto", "random", "samples")
+STABLE_WINDOWS, STABLE_MIN_SECONDS = 10, 2.0  # the --stable preset's floor for windows and window length
 
 # Named delegates a profile or the caller may give -> the shared library the agent loads.
 DELEGATE_LIBRARIES = {
@@ -51,6 +52,14 @@ class BenchOptions:
     runtime: str = "auto"  # ai_edge_litert | tflite_runtime | tensorflow | auto
     python: str | None = None  # interpreter that runs the agent (local transport); default: this one
     timeout_s: float | None = None  # kill the agent after this long (None: no limit)
+    # Numbers worth publishing: >= STABLE_WINDOWS windows of >= STABLE_MIN_SECONDS; the agent waits for a steady
+    # temperature (< 0.5 C change over 5 s, at most 60 s) and pins itself to the last core when no affinity is given.
+    stable: bool = False
+
+    def __post_init__(self) -> None:
+        if self.stable:
+            self.windows = max(self.windows, STABLE_WINDOWS)
+            self.min_seconds = max(self.min_seconds, STABLE_MIN_SECONDS)
 
     def problems(self) -> list[tuple[str, str]]:
         """(field, what is wrong with it) for each invalid option, in field order; empty when all are valid."""
@@ -134,6 +143,7 @@ def build_request(
         "windows": options.windows,
         "max_seconds": options.max_seconds,
         "run_delay_s": options.run_delay_s,
+        "stable": options.stable,
         "inputs": inputs,
     }
 
@@ -179,7 +189,8 @@ class BenchmarkResult:
     runtime_version: str | None = None
     latency_ms: dict[str, float] | None = None
     runs: int = 0
-    fps: float | None = None
+    fps_median: float | None = None  # 1000 / median ms: the throughput beside the median headline
+    fps_mean: float | None = None  # 1000 / mean ms: runs per second of measured invoke time
     windows: list[WindowResult] = field(default_factory=list)
     window_spread: float | None = None
     init_ms: float | None = None
@@ -196,6 +207,7 @@ class BenchmarkResult:
     run_dir: str | None = None
     error: dict[str, Any] | None = None  # {"kind", "message", "hint", "exit_code"} when it failed
     skipped: str | None = None  # why it was not measured: this device cannot run its format
+    measured_as: str | None = None  # the row whose measurement this is: the same model and settings, run once
     latencies_ms: np.ndarray | None = field(default=None, repr=False)  # raw, not saved
 
     @property
@@ -227,7 +239,8 @@ class BenchmarkResult:
         s = stats.summarize(self.latencies_ms)
         self.latency_ms = s.to_dict()
         self.runs = s.runs
-        self.fps = s.fps
+        self.fps_median = s.fps_median
+        self.fps_mean = s.fps_mean
         self.window_spread = stats.window_spread([w.latency.median for w in self.windows])
 
     def apply_result(self, res: dict[str, Any]) -> None:

@@ -7,11 +7,16 @@ A run directory means all its exports; an export directory means its model file
 (`runs.find_model_file`); a .tflite file is run as is (with its sibling model.json when there is one).
 An export inside a run that this device cannot run (Core ML here) comes back as a result with
 `skipped` set to the reason, and the others are measured; an export named on its own is an error.
+Models that are the same (their bytes without the embedded edgepool metadata, `export.metadata.content_hash`)
+measured with the same settings (threads, delegates, inputs, protocol) are measured once: each further
+export gets a copy of that result with `measured_as` naming the row that was measured.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import platform
 import signal
 import sys
@@ -196,6 +201,39 @@ def _unmeasured(target: Target, device: str, profile: str | None, threads: int |
     )
 
 
+def _delegates_for(target: Target, delegates: list[str]) -> list[str]:
+    if target.format is Format.EDGETPU_TFLITE and not delegates:
+        return ["edgetpu"]  # an Edge TPU model cannot run without its delegate
+    return delegates
+
+
+def measurement_key(target: Target, options: BenchOptions, threads: int | None, delegates: list[str]) -> str | None:
+    """What makes two measurements the same: the model's bytes without the edgepool metadata plus the agent
+    request apart from the model path (threads, delegates, inputs, protocol). None when it cannot be told
+    (a model folder, an unreadable file, inputs that are an error): such a model is always measured."""
+    if cannot_run(target.format) or not target.model_path.is_file():
+        return None
+    try:
+        inputs = _inputs(target, options.inputs, options)
+        data = target.model_path.read_bytes()
+    except (EdgepoolError, OSError):
+        return None
+    from ..export.metadata import content_hash
+
+    request = build_request(Path(), options, threads, _delegates_for(target, delegates), inputs)
+    request.pop("model_path")
+    settings = json.dumps(request, sort_keys=True, default=str)
+    return hashlib.sha256(f"{content_hash(data)}\n{settings}".encode()).hexdigest()
+
+
+def shared_result(measured: BenchmarkResult, target: Target) -> BenchmarkResult:
+    """`target`'s row holding the measurement of the same model made as `measured`."""
+    return replace(measured, name=target.name, model_path=str(target.model_path), format=target.format.value,
+                   recipe=target.recipe, model_size_bytes=model_size_bytes(target.model_path),
+                   run_dir=str(target.run_dir) if target.run_dir else None, windows=list(measured.windows),
+                   measured_as=measured.name)
+
+
 def benchmark_one(target: Target, options: BenchOptions, transport: Any, device: str, profile: str | None,
                   threads: int | None, delegates: list[str], progress: ProgressFn | None = None) -> BenchmarkResult:
     """Run one model through the agent. Raises an EdgepoolError when nothing could be measured.
@@ -208,8 +246,7 @@ def benchmark_one(target: Target, options: BenchOptions, transport: Any, device:
     reason = cannot_run(fmt)
     if reason:
         raise DeviceError(f"{target.name}: {reason}", CORE_ML_HINT)
-    if fmt is Format.EDGETPU_TFLITE and not delegates:
-        delegates = ["edgetpu"]  # an Edge TPU model cannot run without its delegate
+    delegates = _delegates_for(target, delegates)
     inputs = _inputs(target, options.inputs, options)
     request = build_request(target.model_path.resolve(), options, threads, delegates, inputs)
     result = BenchmarkResult(
@@ -244,7 +281,8 @@ def benchmark_one(target: Target, options: BenchOptions, transport: Any, device:
                 result.runtime, result.runtime_version = ev.get("runtime"), ev.get("runtime_version")
             elif ev.get("event") == "init":
                 result.init_ms, result.first_inference_ms = ev.get("init_ms"), ev.get("first_inference_ms")
-        result.stopped = "interrupted" if run.interrupted else f"crashed: {_signal_name(run.returncode)}"
+        lost = getattr(run, "stopped", None)  # the transport's account (ssh: connection lost, timeout)
+        result.stopped = "interrupted" if run.interrupted else (lost or f"crashed: {_signal_name(run.returncode)}")
         result.complete = False
         if not result.windows and not run.interrupted:
             tail = run.stderr_tail.splitlines()[-1] if run.stderr_tail else ""
@@ -269,6 +307,9 @@ def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn |
     or with `keep_going` comes back with `.error` set and the others still run. An export found in a
     run directory that this machine cannot run (Core ML) comes back with `.skipped` set to the reason.
     `progress`: see `benchmark_one`; a skipped export reports data event "skipped" (with "reason").
+    An export that is the same model with the same settings as one measured before (`measurement_key`)
+    is not run again: its row is a copy of that result with `measured_as` set, reported as data event
+    "shared" (with "measured_as" and "result").
     """
     options.validate()
     prof = _device_profile(options)
@@ -284,6 +325,7 @@ def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn |
     targets = resolve_targets(exports)
     results: list[BenchmarkResult] = []
     measured = 0
+    by_key: dict[str, BenchmarkResult] = {}  # measurement_key -> the result measured for it
     for target in targets:
         reason = cannot_run(target.format) if target.in_run else None
         if reason:
@@ -291,6 +333,15 @@ def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn |
             if progress is not None:
                 progress(ProgressEvent(stage=STAGE, message=target.name, total=options.windows,
                                        data={"event": "skipped", "model": target.name, "reason": reason}))
+            continue
+        key = measurement_key(target, options, threads, delegates) if len(targets) > 1 else None
+        if key is not None and key in by_key:
+            res = shared_result(by_key[key], target)
+            results.append(res)
+            if progress is not None:
+                progress(ProgressEvent(stage=STAGE, message=target.name, done=len(res.windows), total=options.windows,
+                                       data={"event": "shared", "model": target.name,
+                                             "measured_as": res.measured_as, "result": res}))
             continue
         if measured and options.cooldown_s > 0:
             try:
@@ -309,6 +360,8 @@ def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn |
         results.append(res)
         if res.interrupted:
             break
+        if key is not None and res.error is None:
+            by_key[key] = res
     return results
 
 

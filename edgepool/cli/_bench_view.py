@@ -64,7 +64,9 @@ def _ms(x: float | None) -> str:
 
 def benchmark_table(results: list[BenchmarkResult]) -> None:
     """The leaderboard on stdout: measured models by median latency, then the failed ones.
-    Skipped models are not rows; `finish_benchmark` notes them."""
+    Skipped models are not rows; `finish_benchmark` notes them. A row measured as another (the same
+    model and settings) says "same model as <name>"; the FPS column is 1000 / median, like the headline."""
+    from rich.markup import escape
     from rich.table import Table
 
     shown = [r for r in results if not r.skipped]
@@ -78,9 +80,11 @@ def benchmark_table(results: list[BenchmarkResult]) -> None:
         env = measured.environment
         title = (f"benchmark on {measured.device}: {env.get('cpu_model')} x{env.get('cpu_count')}, "
                  f"{env.get('runtime')} {env.get('runtime_version')}, {measured.threads} thread(s)")
+        if env.get("emulated"):  # correct outputs, but not the device's latency
+            title += f" (emulated: {env.get('machine')} under {env['emulated']}; latency is not the device's)"
     t = Table(title=title, title_justify="left")
     for col, just in (("#", "right"), ("model", "left"), ("format", "left"), ("recipe", "left"), ("size", "right"),
-                      ("accuracy", "right"), ("median", "right"), ("p95", "right"), ("FPS", "right"),
+                      ("accuracy", "right"), ("median", "right"), ("p95", "right"), ("FPS (median)", "right"),
                       ("peak mem", "right"), ("spread", "right"), ("status", "left")):
         t.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for i, r in enumerate(ok + rest, 1):
@@ -91,11 +95,18 @@ def benchmark_table(results: list[BenchmarkResult]) -> None:
             status = f"[red]NaN/Inf in {r.nonfinite_outputs} outputs[/]"
         elif not r.complete:
             status = f"[yellow]{status} ({len(r.windows)} windows)[/]"
+        context = r.environment or {}
+        if context.get("throttled"):
+            status += ", [yellow]throttled[/]"
+        if context.get("delegate_fallback"):
+            status += ", [yellow]delegate took no node (ran on the CPU)[/]"
+        if r.measured_as and not r.error:
+            status += f", same model as {escape(r.measured_as)}"
         lat = r.latency_ms or {}
         t.add_row(
             str(i) if r.latency_ms else "-", r.name, r.format, r.recipe or "-", _common.fmt_bytes(r.model_size_bytes),
             _common.fmt_pct(r.accuracy), _ms(lat.get("median")), _ms(lat.get("p95")),
-            f"{r.fps:,.0f}" if r.fps else "-", _common.fmt_bytes(r.peak_rss_bytes),
+            f"{r.fps_median:,.0f}" if r.fps_median else "-", _common.fmt_bytes(r.peak_rss_bytes),
             _common.fmt_pct(r.window_spread), status,
         )
     con = _common.console()

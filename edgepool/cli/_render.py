@@ -16,12 +16,15 @@ STAGE_TITLES = {"train": "train", "qat": "QAT fine-tune", "export": "export", "c
 def progress_bar(title: str = "", enabled: bool = True) -> Iterator[ProgressFn | None]:
     """Yield a ProgressFn that draws one rich bar per stage (created on the stage's first event).
 
-    Nothing is drawn before a library call reports, so a step that is skipped shows no bar.
+    Nothing is drawn before a library call reports, so a step that is skipped shows no bar. A call
+    that ends in an EdgepoolError takes its bar away: the error stays one line.
     """
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ..errors import EdgepoolError
 
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -43,7 +46,11 @@ def progress_bar(title: str = "", enabled: bool = True) -> Iterator[ProgressFn |
             numbers = "  ".join(f"{k} {v:.4f}" for k, v in ev.data.items() if isinstance(v, float))
             bar.update(tasks[ev.stage], completed=ev.done, total=ev.total, info=ev.message or numbers)
 
-        yield cb
+        try:
+            yield cb
+        except EdgepoolError:
+            bar.live.transient = True
+            raise
 
 
 def export_row(o: Any) -> dict[str, Any]:
@@ -145,15 +152,24 @@ def _n(x: float | int | None, unit: str = "", digits: int = 3) -> str:
 
 
 def render_estimate(c: Any, est: Any) -> None:
-    """An estimate in a few lines on console `c` (also under `edgepool inspect --profile`)."""
+    """An estimate in a few lines on console `c` (also under `edgepool inspect --profile`): the roofline and
+    where its peak comes from, memory and energy, the measurement beside it as % of peak, and a warning
+    when the measurement beats the roofline."""
+    from rich.markup import escape
+
     c.print(f"[bold]estimate[/] on {est.profile} ({est.precision}; compute-bound, not a measurement): "
             f"latency [bold]{_n(est.latency_ms, ' ms')}[/] = {est.macs:,} MACs / {_n(est.peak_gmacs)} GMAC/s")
+    if est.peak_source:
+        c.print(f"  [dim]peak: {escape(est.peak_source)}[/]", soft_wrap=True)
     c.print(f"  memory {fmt_bytes(est.memory_bytes)} (arena {fmt_bytes(est.activation_bytes)} + weights "
             f"{fmt_bytes(est.weight_bytes)}); energy {_n(est.energy_mj, ' mJ')} per inference"
             + (f"; {est.battery_inferences:,.0f} inferences per battery" if est.battery_inferences else ""))
     if est.measured_latency_ms is not None:
-        frac = est.achieved_fraction_of_peak
-        c.print(f"  [bold]measured[/] median latency {est.measured_latency_ms:.3f} ms ({est.measured_source}): "
-                f"{'-' if frac is None else f'{100 * frac:.2f}%'} of peak compute achieved")
+        eff = est.efficiency
+        c.print(f"  [bold]measured[/] median latency {est.measured_latency_ms:.4g} ms ({escape(str(est.measured_source))}): "
+                f"{'-' if eff is None else f'{100 * eff:.1f}% of peak'} (estimated / measured latency)", soft_wrap=True)
     for note in est.notes:
-        c.print(f"  [dim]note: {note}[/]")
+        if est.faster_than_roofline and "roofline" in note:
+            c.print(f"  [bold red]warning:[/] {escape(note)}", soft_wrap=True)
+        else:
+            c.print(f"  [dim]note: {escape(note)}[/]", soft_wrap=True)

@@ -56,6 +56,7 @@ def benchmark(
     max_seconds: Annotated[float, typer.Option("--max-seconds", help="Cap on one model's timed phase")] = 150.0,
     run_delay: Annotated[float, typer.Option("--run-delay", help="Seconds to sleep between runs")] = 0.0,
     cooldown: Annotated[float, typer.Option("--cooldown", help="Seconds to sleep between models")] = 0.0,
+    stable: Annotated[bool, typer.Option("--stable", help="Numbers worth publishing: wait for a steady temperature, pin the last core (unless --affinity), at least 10 windows of 2 s")] = False,
     runtime: Annotated[str, typer.Option("--runtime", help="auto | ai_edge_litert | tflite_runtime | tensorflow")] = "auto",
     python: Annotated[str | None, typer.Option("--python", help="Python that runs the agent (local device)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the results JSON here instead of RUN/benchmarks/")] = None,
@@ -77,7 +78,7 @@ def benchmark(
         device=device, profile=profile, runs=runs, min_seconds=min_seconds, windows=windows, threads=threads,
         affinity=_cores(affinity), delegates=list(delegate) if delegate else None, inputs=inputs,
         max_samples=max_samples, warmup_runs=warmup_runs, warmup_min_seconds=warmup_seconds,
-        max_seconds=max_seconds, run_delay_s=run_delay, cooldown_s=cooldown, runtime=runtime, python=python,
+        max_seconds=max_seconds, run_delay_s=run_delay, cooldown_s=cooldown, runtime=runtime, python=python, stable=stable,
     )
     problems = options.problems()
     if problems:

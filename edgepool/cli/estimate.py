@@ -11,7 +11,7 @@ from edgepool.inspect import ESTIMATE_FORMULA
 
 from ._common import console, print_json
 from ._options import JsonOpt
-from ._render import render_estimate
+from ._render import print_shadow_notices, render_estimate
 
 HELP = ("Estimate latency, memory and energy per inference of a .tflite export on a device. "
         f"Estimates, not measurements: {ESTIMATE_FORMULA}.")
@@ -29,7 +29,9 @@ def estimate(
     from edgepool.inspect import estimate_model
     from edgepool.profiles import resolve
 
-    est = estimate_model(export, resolve(profile))
+    prof = resolve(profile)
+    print_shadow_notices([prof])
+    est = estimate_model(export, prof)
     if json_out:
         print_json(est.to_dict())
         return

@@ -30,7 +30,11 @@ def inspect(
     from edgepool.inspect import inspect_model
     from edgepool.profiles import resolve
 
-    report = inspect_model(model, resolve(profile) if profile else None)
+    from ._render import print_shadow_notices
+
+    prof = resolve(profile) if profile else None
+    print_shadow_notices([prof] if prof else [])
+    report = inspect_model(model, prof)
     if json_out:
         print_json(report.to_dict())
     else:
@@ -107,12 +111,12 @@ def _render(report: InspectReport) -> None:
         bad = report.unsupported_ops()
         unknown = [s for s in report.support if s.supported is None]
         name = report.profile.name
-        if bad:
-            for s in bad:
-                c.print(f"[red]not supported on {name}[/]: op {s.index} {escape(s.reason)}")
-        elif report.support:
-            c.print(f"[green]all ops with a known version run on {name}[/] "
-                    f"(runtime {report.profile.runtime_version})" + (f"; {len(unknown)} unknown" if unknown else ""))
+        for s in bad:
+            c.print(f"[red]not supported on {name}[/]: op {s.index} {escape(s.reason)}", soft_wrap=True)
+        for s in unknown:
+            c.print(f"[yellow]unknown on {name}[/]: op {s.index} {escape(s.reason)}", soft_wrap=True)
+        if report.support and not bad and not unknown:
+            c.print(f"[green]all ops run on {name}[/] (runtime {report.profile.runtime_version})")
     if report.edgetpu is not None:
         e = report.edgetpu
         c.print(f"[bold]Edge TPU[/] (predicted): {e.split}")

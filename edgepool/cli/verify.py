@@ -25,14 +25,48 @@ def verify(
     from ..types import Status
     from ._render import progress_bar
 
-    with progress_bar(enabled=not json_out):
-        export, v = pipeline.verify(export_path)
+    with progress_bar(enabled=not json_out) as cb:
+        export, v = pipeline.verify(export_path, progress=cb)
     if json_out:
         _common.print_json(v.to_dict())
     else:
         _render(export_path, v)
     if v.status == Status.FAIL:
         raise GateFailure(f"verification of {export_path} failed: {v.reason}", v.hint or "re-export, or use a less aggressive recipe")
+
+
+# Figures the records hold as fractions (0.9632 -> 96.32%), and the one fraction that is a drop (-> pp).
+_FRACTIONS = ("accuracy", "reference_accuracy", "keras_accuracy", "agreement", "min_agreement")
+_DROPS = ("max_accuracy_drop",)
+_LABELS = {"accuracy_delta_pp": "accuracy change", "reference_accuracy": "keras accuracy", "max_abs_diff": "max |Δ|",
+           "mean_abs_diff": "mean |Δ|", "max_rel_diff": "max relative Δ"}
+
+
+def _label(key: str) -> str:
+    return _LABELS.get(key) or key.removesuffix("_pp").replace("_", " ")
+
+
+def _shown(key: str, val: object) -> str:
+    """One figure of a verification record as people read it: percentages, pp, '-' for none."""
+    if val is None:
+        return "-"
+    if isinstance(val, bool):
+        return "yes" if val else "no"
+    if isinstance(val, dict):
+        return ", ".join(f"{_label(k)} {_shown(k, x)}" for k, x in val.items())
+    if isinstance(val, list | tuple):
+        return ", ".join(_shown(key, x) for x in val)
+    if isinstance(val, int):
+        return f"{val:,}"
+    if isinstance(val, float):
+        if key in _FRACTIONS:
+            return _common.fmt_pct(val)
+        if key in _DROPS:
+            return f"{100 * val:.2f} pp"
+        if key.endswith("_pp"):
+            return f"{val:+.2f} pp" if "delta" in key else f"{val:.2f} pp"
+        return f"{val:.3g}"
+    return str(val)
 
 
 def _render(path: Path, v: object) -> None:
@@ -48,16 +82,9 @@ def _render(path: Path, v: object) -> None:
         t.add_row("reason", escape(v.reason))
     if v.hint:
         t.add_row("hint", escape(v.hint))
-    for k, val in v.details.items():
-        if isinstance(val, float) and (k in ("accuracy", "reference_accuracy", "keras_accuracy", "agreement")):
-            shown = _common.fmt_pct(val)
-        elif isinstance(val, float) and k.endswith("_pp"):
-            shown = f"{val:+.2f} pp"
-        elif isinstance(val, float):
-            shown = f"{val:.3g}"
-        elif isinstance(val, dict):
-            shown = ", ".join(f"{a}={b}" for a, b in val.items())
-        else:
-            shown = str(val)
-        t.add_row(k.replace("_", " "), escape(shown))
+    details = dict(v.details)
+    if details.get("keras_accuracy") == details.get("reference_accuracy"):
+        details.pop("keras_accuracy", None)  # Core ML records hold the figure under both names
+    for k, val in details.items():
+        t.add_row(escape(_label(k)), escape(_shown(k, val)))
     _common.console().print(t)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .. import __version__
+
+if TYPE_CHECKING:
+    from ..profiles import DeviceProfile
+    from ..recipes import QuantRecipe
 
 
 @dataclass
@@ -29,7 +33,7 @@ class ModelSource:
     facts: dict[str, Any] = field(default_factory=dict)  # extra sidecar facts (e.g. the QAT record)
 
 
-def base_sidecar(source: ModelSource, recipe: Any, profile: Any | None) -> dict[str, Any]:
+def base_sidecar(source: ModelSource, recipe: QuantRecipe, profile: DeviceProfile | None) -> dict[str, Any]:
     """The sidecar keys every format shares (CONTRIBUTING.md, `model.json`)."""
     return {
         "schema_version": 1,

@@ -21,7 +21,7 @@ from edgepool.types import Runtime
 from .arena import ArenaPlan, plan_arena
 from .costs import OpCost, graph_costs, total_params
 from .edgetpu import EdgeTpuAnalysis, analyze_edgetpu
-from .support import OpSupport, check_runtime_support, model_min_runtime
+from .support import OpSupport, check_profile_support, model_min_runtime
 from .tflite import TfliteModel, read_tflite
 
 if TYPE_CHECKING:
@@ -39,13 +39,18 @@ ESTIMATE_FORMULA = (
     "latency_ms = MACs / (peak_gmacs x 1e9) x 1000 (peak_gmacs_int8 for int8 models, peak_gmacs_fp32 otherwise; "
     "on an Edge TPU only the MACs of ops mapped to the TPU); memory = activation arena + weight bytes; "
     "energy_mj = active_power_w x latency_ms; inferences per battery = battery_wh x 3600 / energy_J "
-    "(battery devices only)"
+    "(battery devices only); beside a measurement, efficiency = latency_ms / measured median (the share of the "
+    "peak achieved; above 1 the measurement beats the roofline and the peak is too low)"
 )
 
 
 @dataclass
 class Estimate:
-    """Compute-bound estimates for one inference (`ESTIMATE_FORMULA`). Estimates, not measurements."""
+    """Compute-bound estimates for one inference (`ESTIMATE_FORMULA`). Estimates, not measurements.
+
+    With a measurement of the same model on the same device (`add_measurement`), `efficiency` says how
+    much of the peak it achieved, and `faster_than_roofline` flags one the estimate cannot explain.
+    """
 
     profile: str
     precision: str  # "int8" | "float"
@@ -59,6 +64,7 @@ class Estimate:
     notes: list[str] = field(default_factory=list)
     measured_latency_ms: float | None = None
     measured_source: str | None = None
+    peak_source: str | None = None  # the profile's source of `peak_gmacs` ("derived: ...", "datasheet: ...")
 
     @property
     def memory_bytes(self) -> int:
@@ -70,6 +76,28 @@ class Estimate:
             return None
         return (self.macs / (self.measured_latency_ms / 1000)) / (self.peak_gmacs * 1e9)
 
+    @property
+    def efficiency(self) -> float | None:
+        """Measured against estimated: estimated latency / measured latency, i.e. the share of the peak the
+        measurement achieved over the MACs the estimate counts (1.0 = at the roofline). Above 1 the
+        measurement beat the roofline, so the estimate is wrong (`faster_than_roofline`)."""
+        if not self.measured_latency_ms or not self.latency_ms:
+            return None
+        return self.latency_ms / self.measured_latency_ms
+
+    @property
+    def faster_than_roofline(self) -> bool:
+        """A measurement faster than the compute-bound estimate: physically impossible, so the peak is too low."""
+        eff = self.efficiency
+        return eff is not None and eff > 1.0
+
+    def add_measurement(self, latency_ms: float, source: str) -> None:
+        """Put a measured median latency beside the estimate; note it when it beats the roofline."""
+        self.measured_latency_ms, self.measured_source = latency_ms, source
+        if self.faster_than_roofline and self.latency_ms is not None:
+            self.notes.append(f"measured {_fmt_ms(latency_ms)} is faster than the {_fmt_ms(self.latency_ms)} "
+                              "roofline: the profile's peak is too low")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "estimate", "formula": ESTIMATE_FORMULA, "profile": self.profile, "precision": self.precision,
@@ -78,8 +106,14 @@ class Estimate:
             "weight_bytes": self.weight_bytes, "energy_mj": self.energy_mj,
             "battery_inferences": self.battery_inferences, "notes": self.notes,
             "measured_latency_ms": self.measured_latency_ms, "measured_source": self.measured_source,
-            "achieved_fraction_of_peak": self.achieved_fraction_of_peak,
+            "achieved_fraction_of_peak": self.achieved_fraction_of_peak, "peak_source": self.peak_source,
+            "efficiency": self.efficiency, "faster_than_roofline": self.faster_than_roofline,
         }
+
+
+def _fmt_ms(ms: float) -> str:
+    """21.1 µs, 1.234 ms."""
+    return f"{ms * 1000:.1f} µs" if ms < 1 else f"{ms:.3f} ms"
 
 
 @dataclass
@@ -160,7 +194,8 @@ def estimate_for(model: TfliteModel, arena: ArenaPlan, macs: int, profile: Devic
     """The estimate of one inference of `model` on `profile`: `ESTIMATE_FORMULA`, computed."""
     prec = precision_of(model)
     notes: list[str] = []
-    peak = (profile.peak_gmacs_int8 if prec == "int8" else profile.peak_gmacs_fp32) or None
+    peak_key = "peak_gmacs_int8" if prec == "int8" else "peak_gmacs_fp32"
+    peak = getattr(profile, peak_key) or None
     counted = macs
     if profile.runtime == Runtime.EDGETPU and edgetpu is not None and costs is not None:
         cpu_macs = sum(c.macs for c, o in zip(costs, edgetpu.ops, strict=True) if not o.on_tpu)
@@ -177,7 +212,7 @@ def estimate_for(model: TfliteModel, arena: ArenaPlan, macs: int, profile: Devic
     return Estimate(
         profile=profile.name, precision=prec, macs=macs, peak_gmacs=peak, latency_ms=latency,
         activation_bytes=arena.arena_bytes, weight_bytes=model.constant_bytes, energy_mj=energy,
-        battery_inferences=inferences, notes=notes,
+        battery_inferences=inferences, notes=notes, peak_source=profile.sources.get(peak_key) if peak else None,
     )
 
 
@@ -261,14 +296,13 @@ def inspect_model(path: str | Path, profile: DeviceProfile | str | Path | None =
         if rt == Runtime.COREML:
             report.support = []
         else:
-            report.support = check_runtime_support(model, prof.runtime_version,
-                                                   "edgetpu host tflite-runtime" if rt == Runtime.EDGETPU else str(rt))
+            report.support = check_profile_support(model, prof)
         if rt == Runtime.EDGETPU:
             report.edgetpu = analyze_edgetpu(model)
         est = estimate_for(model, arena, macs, prof, report.edgetpu, costs)
         measured = find_measured_latency(path, prof.name)
         if measured:
-            est.measured_latency_ms, est.measured_source = measured
+            est.add_measurement(*measured)
         report.estimate = est
     return report
 

@@ -9,6 +9,7 @@ Dense layer that outputs logits.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,10 @@ class ModelSpec:
         check_choice("pool", pool, POOLS)
         return dataclasses.replace(self, blocks=[dataclasses.replace(b, pool=pool) for b in self.blocks])
 
+    def count(self, input_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
+        """(parameters, MACs) of the model `build_model` makes, by arithmetic: no TensorFlow, no model."""
+        return _count(self, input_shape, num_classes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -63,14 +68,14 @@ class ModelSpec:
         d["blocks"] = [BlockSpec(**b) for b in d["blocks"]]
         return cls(**d)
 
-    def validate(self) -> None:
+    def validate(self, names: Mapping[str, str] | None = None) -> None:
+        """Check every field; `names` maps a field to what the caller calls it in messages (a CLI flag)."""
         if not self.blocks:
             raise InputError(f"model {self.name!r} has no blocks", "give at least one conv block")
         check_choice("head", self.head, HEADS)
-        if not 0 < self.width <= 8:
-            raise InputError(f"width multiplier {self.width} is out of range", "use a value in (0, 8]")
-        if not 0 <= self.dropout < 1:
-            raise InputError(f"dropout {self.dropout} is out of range", "use a value in [0, 1)")
+        check_range("width", self.width, 0, 8, names=names, low_open=True,
+                    hint="the width multiplies every block's filter count: use a value in (0, 8], e.g. 0.5 for half")
+        check_range("dropout", self.dropout, 0, 1, names=names, high_open=True, hint="use a value in [0, 1)")
         for i, b in enumerate(self.blocks):
             check_choice(f"block {i} pool", b.pool, POOLS)
             check_choice(f"block {i} padding", b.padding, PADDINGS)
@@ -81,6 +86,30 @@ class ModelSpec:
 def check_choice(what: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise InputError(f"unknown {what} {value!r}", f"choose one of: {', '.join(allowed)}")
+
+
+def check_range(field: str, value: float, low: float | None = None, high: float | None = None, *,
+                names: Mapping[str, str] | None = None, low_open: bool = False, high_open: bool = False,
+                hint: str | None = None) -> None:
+    """Fail (InputError) unless low <= value <= high (strict with `low_open` / `high_open`; NaN never passes).
+
+    The message names the field as `names` calls it (a CLI passes its flags), else in words:
+    "learning rate must be > 0 (got -1)".
+    """
+    label = (names or {}).get(field, field.replace("_", " "))
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    rule = None
+    if low is not None and not (value > low if low_open else value >= low):
+        rule = f"> {low:g}" if low_open else f">= {low:g}"
+    elif high is not None and not (value < high if high_open else value <= high):
+        rule = f"< {high:g}" if high_open else f"<= {high:g}"
+    if rule is None:
+        return
+    if hint is None:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low:g}"
+        hi = "" if high is None else f"{high:g}" + (")" if high_open else "]")
+        hint = f"use a value in {lo or '(-inf'}, {hi or 'inf)'}"
+    raise InputError(f"{label} must be {rule} (got {shown})", hint)
 
 
 PRESETS: dict[str, ModelSpec] = {
@@ -211,6 +240,47 @@ def count_macs(model: Any) -> int:
         elif isinstance(layer, L.Dense):
             total += int(layer.input_shape[-1]) * layer.units
     return int(total)
+
+
+def _count(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
+    """`ModelSpec.count`: what count_params / count_macs give for build_model(spec, input_shape, num_classes).
+
+    Follows build_model layer by layer: convs without bias, BN with 4 weights per channel (all counted,
+    as Keras counts them), pooling with no weights and no MACs, the Dense head with a bias.
+    """
+    spec.validate()
+    h, w, c = (int(v) for v in input_shape)
+    first_none = max(h, w) <= spec.full_res_stem_max
+    params = macs = 0
+    for i, b in enumerate(spec.blocks):
+        f = max(1, int(round(b.filters * spec.width)))
+        for j in range(b.convs):  # stride 1, padding "same": h, w unchanged
+            k2 = b.kernel * b.kernel
+            if b.separable and not (i == 0 and j == 0 and input_shape[-1] == 1):
+                params += c * k2 + c * f  # depthwise (multiplier 1) + pointwise
+                macs += h * w * (c * k2 + c * f)
+            else:
+                params += k2 * c * f
+                macs += h * w * k2 * c * f
+            params += 4 * f  # BN: gamma, beta, moving mean, moving variance
+            c = f
+        if b.pool == "none" or (i == 0 and first_none):
+            continue
+        s = b.pool_stride or b.pool_size
+        win = 3 if b.pool == "strided" else b.pool_size
+        h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
+        if h < 1 or w < 1:
+            raise InputError(
+                f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
+                "use fewer blocks, no pooling on some blocks, padding 'same', or a larger image size",
+            )
+        if b.pool == "strided":  # a 3x3 conv with stride s (no bias) + BN
+            params += 9 * c * c + 4 * c
+            macs += h * w * 9 * c * c
+    features = h * w * c if spec.head == "flatten" else c
+    params += (features + 1) * num_classes
+    macs += features * num_classes
+    return int(params), int(macs)
 
 
 def load_model(path: Path) -> Any:

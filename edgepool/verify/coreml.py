@@ -5,16 +5,17 @@ the ML Program runs in edgepool's NumPy MIL executor (`edgepool.verify.mil`, exe
 A program with an op the executor does not implement, or a legacy neuralnetwork `.mlmodel` off macOS,
 is reported `Status.UNVERIFIED` with reason "op X" -- never a pass.
 
-Criteria (`criteria_for(recipe)`): uncompressed weights must match Keras logits within
-`|a - b| <= atol + rtol * max|b|` per sample (FP32: atol 1e-4, rtol 1e-5; FP16: atol 1e-2,
-rtol 1e-3) with top-1 agreement >= 99.5%. The relative term scales with the sample's largest logit:
-FP16 keeps about 3 significant digits of a tensor's scale (a logit of 20 is already rounded to
-1/64), and a logit summed from thousands of FP16 activations (a flatten head) errs in proportion to
-the logits' scale, not to its own value. Compressed
-weights (8-bit linear, palettized) change the function on purpose: they must keep top-1 agreement
-and accuracy within the recipe's `min_agreement` / `max_accuracy_drop_pp` (shipped: 99% / 1 point
-for coreml-int8, 97% / 2 points for coreml-palettize); their max_abs_diff is reported, not gated.
-When Core ML's own probabilities are compared (macOS), the tolerances apply to probabilities.
+Criteria (`criteria_for(recipe)`, the rules themselves in `verify.criteria`, shared with TFLite):
+- FP32 compute: logits within `|a - b| <= 1e-4 + 1e-5 * max|b|` per sample, top-1 agreement >= 99.5%.
+- FP16 compute, uncompressed weights: the FP16 rule, the same as for TFLite float16 exports --
+  the recipe's `min_agreement` and `max_accuracy_drop_pp`, and per sample
+  `max|a - b| <= 4 x 2^-10 x sqrt(L) x logit scale` (L: the program's weight layers; see
+  `verify.criteria` for the derivation).
+- Compressed weights (8-bit linear, palettized) change the function on purpose: they must keep top-1
+  agreement and accuracy within the recipe's `min_agreement` / `max_accuracy_drop_pp` (shipped: 99% /
+  1 point for coreml-int8, 97% / 2 points for coreml-palettize); their max_abs_diff is reported, not gated.
+When Core ML's own probabilities are compared (macOS), FP32 tolerances apply to the probabilities and
+the FP16 bound is halved (softmax moves a probability by at most half the largest logit change).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..inspect.coreml import SOFTMAX_APPENDED_KEY, read_metadata
+from ..inspect.coreml import SOFTMAX_APPENDED_KEY, read_coreml, read_metadata
 from ..numeric import softmax
 from ..types import Compression, Status, Verification
-from . import quantization_hint
+from . import criteria, quantization_hint
 from .mil import UnsupportedOp, load_program, run
 
 if TYPE_CHECKING:
@@ -39,19 +40,37 @@ BATCH = 64
 EXECUTORS = ("coreml", "numpy-mil")
 
 
-def criteria_for(recipe: QuantRecipe) -> dict[str, Any]:
-    """Tolerances and thresholds for a Core ML recipe."""
+def criteria_for(recipe: QuantRecipe, depth: int = 1) -> dict[str, Any]:
+    """Tolerances and thresholds for a Core ML recipe (`depth`: weight layers, for the FP16 bound).
+
+    "rule" is "lossy" | "float32" | "fp16"; for FP16, `atol` 0 and `rtol` K x 2^-10 x sqrt(depth)
+    relative to each sample's logit scale (`criteria.fp16_bound`)."""
     if Compression(recipe.weight_compression) is not Compression.NONE:
         # compressed weights change the function on purpose: the recipe's own acceptance
         return {
+            "rule": "lossy",
             "atol": None,
             "rtol": None,
             "min_agreement": float(recipe.min_agreement),
             "max_accuracy_drop": float(recipe.max_accuracy_drop_pp) / 100.0,
         }
     if recipe.compute_precision == "float32":
-        return {"atol": 1e-4, "rtol": 1e-5, "min_agreement": 0.995, "max_accuracy_drop": None}
-    return {"atol": 1e-2, "rtol": 1e-3, "min_agreement": 0.995, "max_accuracy_drop": None}
+        return {"rule": "float32", "atol": criteria.ATOL_FP32, "rtol": criteria.RTOL_FP32, "min_agreement": 0.995,
+                "max_accuracy_drop": None}
+    return {
+        "rule": "fp16",
+        "atol": 0.0,
+        "rtol": criteria.fp16_rtol(depth),
+        "depth": int(depth),
+        "k": criteria.K_FP16,
+        "min_agreement": float(recipe.min_agreement),
+        "max_accuracy_drop": float(recipe.max_accuracy_drop_pp) / 100.0,
+    }
+
+
+def coreml_depth(package_path: Path) -> int:
+    """L of the FP16 bound for a Core ML model: its weight layers (`criteria.weighted_layers`)."""
+    return criteria.weighted_layers(op["op"] for op in read_coreml(Path(package_path))["ops"])
 
 
 def unverified_hint(reason: str) -> str:
@@ -166,7 +185,9 @@ def verify_coreml(
     keras_logits = np.asarray(keras_logits, dtype=np.float32)
     keras_pred = keras_logits.argmax(axis=1)
     keras_acc = float((keras_pred == y).mean()) if len(y) else 0.0
-    crit = criteria_for(recipe)
+    fp16 = criteria.is_fp16(recipe)
+    depth = coreml_depth(package_path) if fp16 else 1
+    crit = criteria_for(recipe, depth)
     if executor is None:
         executor = "coreml" if sys.platform == "darwin" else "numpy-mil"
     if executor not in EXECUTORS:
@@ -191,13 +212,21 @@ def verify_coreml(
     agreement = float((pred == keras_pred).mean()) if len(y) else 0.0
     within, max_abs, max_rel = compare_scores(scores, ref, crit["atol"], crit["rtol"])
     drop = keras_acc - acc
-    reasons = []
-    if agreement < crit["min_agreement"]:
-        reasons.append(f"agreement {agreement:.4f} < {crit['min_agreement']}")
-    if crit["atol"] is not None and not within:
-        reasons.append(f"outputs differ from Keras by up to {max_abs:.3g} (atol {crit['atol']}, rtol {crit['rtol']})")
-    if crit["max_accuracy_drop"] is not None and drop > crit["max_accuracy_drop"] + 1e-12:
-        reasons.append(f"accuracy drop {100 * drop:.2f} pp > {100 * crit['max_accuracy_drop']:.2f} pp")
+    parity: dict[str, Any] | None = None
+    if fp16:  # the FP16 rule, shared with TFLite float16 (verify.criteria)
+        reasons = criteria.acceptance_problems(agreement, 100 * drop, recipe)
+        parity = criteria.fp16_parity(scores, ref, depth, logits=keras_logits, probabilities=kind == "probabilities")
+        problem = criteria.fp16_parity_problem(parity, kind)
+        if problem:
+            reasons.append(problem)
+    else:
+        reasons = []
+        if agreement < crit["min_agreement"]:
+            reasons.append(f"agreement {agreement:.4f} < {crit['min_agreement']}")
+        if crit["atol"] is not None and not within:
+            reasons.append(f"outputs differ from Keras by up to {max_abs:.3g} (atol {crit['atol']}, rtol {crit['rtol']})")
+        if crit["max_accuracy_drop"] is not None and drop > crit["max_accuracy_drop"] + 1e-12:
+            reasons.append(f"accuracy drop {100 * drop:.2f} pp > {100 * crit['max_accuracy_drop']:.2f} pp")
     details = {
         "executor": executor,
         "accuracy": acc,
@@ -213,6 +242,9 @@ def verify_coreml(
         "samples": int(len(y)),
         "criteria": crit,
     }
+    if parity is not None:
+        details["criterion"] = criteria.fp16_criterion(depth, recipe)
+        details["fp16_parity"] = {k: parity[k] for k in ("depth", "rtol", "bound", "worst_diff", "worst_ratio") if k in parity}
     if reasons:
         return Verification(Status.FAIL, "; ".join(reasons), quantization_hint(recipe), details)
     return Verification(Status.PASS, details=details)
@@ -239,4 +271,5 @@ def _looks_like_probs(a: np.ndarray) -> bool:
     return bool(a.size) and bool(np.all(a >= 0)) and bool(np.allclose(a.sum(axis=-1), 1.0, atol=1e-3))
 
 
-__all__ = ["compare_scores", "coreml_probabilities", "criteria_for", "mil_scores", "unverified_hint", "verify_coreml"]
+__all__ = ["compare_scores", "coreml_depth", "coreml_probabilities", "criteria_for", "mil_scores", "unverified_hint",
+           "verify_coreml"]

@@ -18,7 +18,7 @@ from edgepool.bench.runner import benchmark, model_size_bytes, resolve_targets, 
 from edgepool.bench.transports.local import LocalTransport
 from edgepool.errors import DeviceError, InputError, ModelError
 from edgepool.types import ProgressEvent
-from tests._bench_models import broken_corpus, cached_digits_run, edgetpu_like, nan_model_tflite
+from tests._bench_models import broken_corpus, cached_digits_run, edgetpu_like, nan_model_tflite, write_export
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_run_directory_benchmarks_every_export_with_device_accuracy(digits):
         assert r.runs == sum(w.runs for w in r.windows) == r.latencies_ms.size
         lat = r.latency_ms
         assert 0 < lat["min"] <= lat["median"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["max"]
-        assert r.fps == pytest.approx(1000 / lat["mean"])
+        assert r.fps_median == pytest.approx(1000 / lat["median"]) and r.fps_mean == pytest.approx(1000 / lat["mean"])
         assert r.accuracy_samples == digits.n_test
         assert r.accuracy == pytest.approx(reference_accuracy(export, digits.path / "data" / "test.npz"))
         assert r.nonfinite_outputs == 0
@@ -84,7 +84,8 @@ def test_results_saved_in_the_run(digits, tmp_path):
     doc = json.loads(path.read_text())
     (m,) = doc["results"]
     assert set(m["latency_ms"]) == {"median", "p90", "p95", "p99", "mean", "std", "min", "max"}
-    for key in ("fps", "peak_rss_bytes", "accuracy", "environment", "windows", "threads", "init_ms"):
+    assert "fps" not in m
+    for key in ("fps_median", "fps_mean", "peak_rss_bytes", "accuracy", "environment", "windows", "threads", "init_ms"):
         assert m[key] is not None, key
     assert m["threads"] == 2 and len(m["windows"]) == 2 and doc["interrupted"] is False
     (again,) = save_results(results, BenchOptions(**FAST))
@@ -278,6 +279,46 @@ def test_profiles_this_machine_cannot_benchmark_for(digits):
             benchmark([digits.int8_export], BenchOptions(**FAST, profile=profile))
         text = str(e.value)
         assert says in text and "--" not in text and "later" not in text, text
-    with pytest.raises(DeviceError) as e:
+    with pytest.raises(InputError) as e:  # a malformed address is bad input (2), not a device failure (3)
         benchmark([digits.int8_export], BenchOptions(**FAST, device="ssh:pi@raspberrypi.local"))
-    assert "agent.py" in e.value.hint and "--" not in str(e.value)
+    assert "ssh://" in str(e.value) and "--" not in e.value.message
+
+
+def test_identical_models_are_measured_once_and_shown_for_each_export(digits, tmp_path):
+    """`convert --all` makes int8 exports that differ only in their embedded metadata: one agent run
+    measures them, and every export gets its row saying which one was measured."""
+    from edgepool.export import metadata
+
+    run = tmp_path / "run"
+    shutil.copytree(digits.path, run, ignore=shutil.ignore_patterns("benchmarks", "exports"))
+    labels = [str(i) for i in range(10)]
+    int8 = (digits.int8_export / "model.tflite").read_bytes()
+    profiles = ("host-cpu", "pixel-8", "raspberry-pi-4", "raspberry-pi-5")
+    for p in profiles:
+        write_export(run, p, metadata.embed(int8, {"recipe": "int8", "profile": p}), "int8", labels)
+    write_export(run, "float32", (digits.float_export / "model.tflite").read_bytes(), "float32", labels)
+    events: list[ProgressEvent] = []
+    results = benchmark([run], BenchOptions(**FAST), events.append)
+    assert [r.name for r in results] == ["float32", *profiles]
+    agent_runs = [e.message for e in events if e.data["event"] == "hello"]
+    assert agent_runs == ["float32", "host-cpu"]  # two agent runs, not five
+    assert [e.message for e in events if e.data["event"] == "shared"] == list(profiles[1:])
+    measured = results[1]
+    assert measured.measured_as is None and measured.complete and results[0].measured_as is None
+    for r in results[2:]:
+        assert r.measured_as == "host-cpu" and r.complete
+        assert r.latency_ms == measured.latency_ms and r.accuracy == measured.accuracy and r.runs == measured.runs
+        model = run / "exports" / r.name / "model.tflite"
+        assert r.model_path == str(model) and r.model_size_bytes == model.stat().st_size
+    (path,) = save_results(results, BenchOptions(**FAST))
+    saved = {m["name"]: m for m in json.loads(path.read_text())["results"]}
+    assert saved["host-cpu"]["measured_as"] is None and saved["pixel-8"]["measured_as"] == "host-cpu"
+    assert saved["raspberry-pi-5"]["latency_ms"] == saved["host-cpu"]["latency_ms"]
+    # other settings are another measurement: the same model outside its run is measured on random inputs
+    loose = tmp_path / "loose.tflite"
+    loose.write_bytes((run / "exports" / "host-cpu" / "model.tflite").read_bytes())
+    events.clear()
+    inside, outside = benchmark([run / "exports" / "pixel-8", loose], BenchOptions(**FAST), events.append)
+    assert (inside.input_mode, outside.input_mode) == ("samples", "random")
+    assert inside.measured_as is None and outside.measured_as is None
+    assert [e.data["event"] for e in events].count("hello") == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from edgepool.bench import agent
-from edgepool.bench.protocol import BenchOptions, build_request, delegate_library
+from edgepool.bench.protocol import BenchmarkResult, BenchOptions, build_request, delegate_library
 from edgepool.errors import InputError
 
 MS = 1_000_000  # ns
@@ -139,3 +139,27 @@ def test_stop_signal_waits_for_a_held_section(monkeypatch):
             recorded.append("window")
     assert recorded == ["window"] and agent._SIG["stopped"]
     agent._on_stop_signal(2, None)  # a second signal while stopping is ignored
+
+
+def _window_event(index: int, latencies_ns: list[int]) -> dict:
+    import io
+    import json
+    from array import array
+
+    buf = io.StringIO()
+    agent.Emitter(buf).window({"index": index, "runs": len(latencies_ns), "seconds": 1.0,
+                               "latencies_ns": array("q", latencies_ns), "partial": False})
+    return json.loads(buf.getvalue())
+
+
+def test_result_throughput_is_labelled_median_and_mean():
+    """The table's headline is the median: `fps_median` = 1000 / median ms; `fps_mean` = 1000 / mean ms."""
+    r = BenchmarkResult(name="m", model_path="m.tflite", format="tflite", recipe=None, device="local", profile=None,
+                        model_size_bytes=1, threads=1, delegates=[], input_mode="random")
+    r.add_window(_window_event(0, [17_900] * 48 + [400_000] * 2))
+    r.add_window(_window_event(1, [17_900] * 49 + [400_000]))
+    assert r.latency_ms["median"] == pytest.approx(0.0179)
+    assert r.fps_median == pytest.approx(1000 / 0.0179)
+    assert r.fps_mean == pytest.approx(1000 / r.latency_ms["mean"]) and r.fps_mean < r.fps_median
+    d = r.to_dict()
+    assert "fps" not in d and d["fps_median"] == r.fps_median and d["fps_mean"] == r.fps_mean

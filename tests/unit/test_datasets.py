@@ -110,3 +110,92 @@ def test_split_is_deterministic_stratified_and_disjoint():
     assert len(np.unique(allidx)) == len(allidx) == len(ds.y)
     frac = np.bincount(ds.y[a.test], minlength=10) / np.bincount(ds.y, minlength=10)
     assert np.all(np.abs(frac - 0.1) < 0.02)
+
+
+def test_npz_with_nan_says_so_and_where(tmp_path):
+    p = tmp_path / "nan.npz"
+    x = np.random.default_rng(0).random((20, 6, 6, 1)).astype(np.float32)
+    x[12, 4, 5, 0] = np.nan
+    x[13, 0, 0, 0] = np.inf
+    x[19, 1, 2, 0] = -np.inf
+    np.savez(p, x=x, y=np.arange(20) % 2)
+    with pytest.raises(DataError, match=r"x holds 3 NaN/Inf values \(first at index \[12, 4, 5, 0\]\)") as e:
+        load_dataset(p)
+    assert "[0, 1]" not in e.value.message
+    # out of range (but finite) values are named with where the first one is, too
+    x = np.random.default_rng(0).random((20, 6, 6)).astype(np.float32)
+    x[3, 2, 1] = 1.5
+    np.savez(p, x=x, y=np.arange(20) % 2)
+    with pytest.raises(DataError, match=r"float x must lie in \[0, 1\]: 1 value outside \(first 1\.5 at index \[3, 2, 1, 0\]\)"):
+        load_dataset(p)
+
+
+def _broken(path: Path) -> None:
+    path.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+
+
+def test_every_unreadable_image_is_named(tmp_path):
+    root = _folder(tmp_path / "d", {"a": _imgs("L", 3), "b": _imgs("L", 3)})
+    for name in ("a/x.png", "b/y.png", "b/z.png"):
+        _broken(root / name)
+    with pytest.raises(DataError) as e:
+        load_dataset(root)
+    msg = e.value.message
+    assert msg.startswith("cannot read 3 images: ") and "more" not in msg
+    assert all(name in msg for name in ("a/x.png", "b/y.png", "b/z.png")), msg
+    assert "\n" not in msg and str(root) not in msg.split(": ", 1)[1]  # paths relative to the folder: one short line
+    ds = load_dataset(root, skip_bad=True)
+    assert [s["path"] for s in ds.source["skipped"]] == [str(root / n) for n in ("a/x.png", "b/y.png", "b/z.png")]
+
+
+def test_many_unreadable_images_are_named_up_to_a_limit(tmp_path):
+    from edgepool.datasets import NAMED_FILES_LIMIT
+
+    root = _folder(tmp_path / "d", {"a": _imgs("L", 3), "b": _imgs("L", 3)})
+    n = NAMED_FILES_LIMIT + 4
+    for i in range(n):
+        _broken(root / "a" / f"bad{i:02d}.png")
+    with pytest.raises(DataError) as e:
+        load_dataset(root)
+    msg = e.value.message
+    assert msg.startswith(f"cannot read {n} images: ") and msg.count("bad") == NAMED_FILES_LIMIT
+    assert msg.endswith("and 4 more") and "listed in the manifest" in e.value.hint
+
+
+def test_mixed_sizes_and_channels_are_stated(tmp_path):
+    small_gray = _imgs("L", 5, size=(25, 25))
+    big_rgb = _imgs("RGB", 5, size=(50, 50))
+    root = _folder(tmp_path / "d", {"a": small_gray + big_rgb, "b": _imgs("L", 5, size=(25, 25)) + _imgs("RGB", 5, size=(50, 50))})
+    ds = load_dataset(root)
+    assert ds.x.shape == (20, 25, 25, 3)
+    notes = ds.source["notes"]
+    assert "images differ in size (25x25: 10, 50x50: 10): resized to 25x25, the smallest of the most common sizes" in notes
+    assert "channels: 3 (RGB, because 10 of 20 images are in colour)" in notes
+    assert ds.describe()["notes"] == notes  # recorded in the manifest's data section
+    # uniform images: nothing worth saying
+    plain = load_dataset(_folder(tmp_path / "p", {"a": _imgs("L", 3), "b": _imgs("L", 3)}))
+    assert plain.source["notes"] == []
+    # a most common size wins over the others, and asked-for sizes and channels are stated as such
+    root3 = _folder(tmp_path / "m", {"a": _imgs("L", 4, size=(30, 20)), "b": _imgs("L", 3, size=(30, 20)) + _imgs("L", 1, size=(8, 8))})
+    assert "images differ in size (20x30: 7, 8x8: 1): resized to 20x30, the most common size" in load_dataset(root3).source["notes"]
+    asked = load_dataset(root3, image_size=(16, 16), channels=3).source["notes"]
+    assert "resizing images to 16x16 (asked for; bilinear)" in asked and "channels: 3 (RGB, asked for)" in asked
+
+
+def test_builtin_resize_and_channel_conversion_are_stated():
+    ds = load_dataset("digits", image_size=(32, 32), channels=3)
+    assert ds.x.shape == (1797, 32, 32, 3)
+    assert ds.source["notes"] == ["converting grayscale images to 3 channels (asked for)", "resizing images from 8x8 to 32x32 (asked for; bilinear)"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"channels": 2}, r"channels must be 1 or 3 \(got 2\)"),
+        ({"image_size": (0, 8)}, r"image size must be 1\.\.4096 pixels a side \(got 0x8\)"),
+        ({"image_size": (8, 5000)}, r"image size must be 1\.\.4096 pixels a side \(got 8x5000\)"),
+    ],
+)
+def test_load_options_are_range_checked(kwargs, match):
+    with pytest.raises(DataError, match=match):
+        load_dataset("digits", **kwargs)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +188,60 @@ def test_measured_latency_next_to_estimate(tmp_path, mixed):
     assert est.achieved_fraction_of_peak == pytest.approx(est.macs / 0.002 / (est.peak_gmacs * 1e9))
     # measured on this machine, not on a Raspberry Pi: never shown next to the Pi's estimate
     assert estimate_model(exp / "model.tflite", "raspberry-pi-4").measured_latency_ms is None
+
+
+def _save_measurement(run: Path, model: Path, median_ms: float, name: str = "c.json") -> None:
+    """What `edgepool benchmark` saves for `model` measured on this machine (host-cpu)."""
+    from edgepool.bench.protocol import BenchmarkResult, BenchOptions
+    from edgepool.bench.runner import results_document
+
+    res = BenchmarkResult(name="int8", model_path=str(model), format="tflite", recipe="int8", device="local",
+                          profile=None, model_size_bytes=1, threads=1, delegates=[], input_mode="random",
+                          latency_ms={"median": median_ms})
+    (run / "benchmarks").mkdir(exist_ok=True)
+    (run / "benchmarks" / name).write_text(json.dumps(results_document([res], BenchOptions())))
+
+
+def test_measurement_faster_than_the_roofline_is_flagged(tmp_path, mixed):
+    """An estimate the measurement beats is wrong: efficiency (estimate / measured latency = share of the
+    peak achieved) above 1 is flagged with a note naming both times; a slower one is a plain % of peak."""
+    from rich.console import Console
+
+    from edgepool.cli._render import render_estimate
+    from edgepool.profiles import resolve
+
+    exp = tmp_path / "run" / "exports" / "int8"
+    exp.mkdir(parents=True)
+    model = exp / "model.tflite"
+    model.write_bytes(mixed.read_bytes())
+    host = resolve("host-cpu")
+    roofline = estimate_model(model, host)
+    assert roofline.efficiency is None and roofline.faster_than_roofline is False
+    assert roofline.peak_source == host.sources["peak_gmacs_int8"]  # how the peak was obtained, shown with it
+
+    _save_measurement(tmp_path / "run", model, roofline.latency_ms / 2)  # twice as fast as physically possible
+    est = estimate_model(model, host)
+    assert est.measured_latency_ms == pytest.approx(roofline.latency_ms / 2)
+    assert est.efficiency == pytest.approx(2.0) and est.faster_than_roofline
+    (note,) = [n for n in est.notes if "roofline" in n]
+    assert re.fullmatch(r"measured [\d.]+ (µs|ms) is faster than the [\d.]+ (µs|ms) roofline: "
+                        r"the profile's peak is too low", note), note
+    d = est.to_dict()
+    assert d["efficiency"] == pytest.approx(2.0) and d["faster_than_roofline"] is True
+    assert d["peak_source"] == host.sources["peak_gmacs_int8"]
+    out = io.StringIO()
+    render_estimate(Console(file=out, width=300, highlight=False), est)
+    text = out.getvalue()
+    assert "200.0% of peak" in text and "faster than the" in text and host.sources["peak_gmacs_int8"][:40] in text
+
+    _save_measurement(tmp_path / "run", model, roofline.latency_ms * 4, name="d.json")  # newer: 25% of peak
+    os.utime(tmp_path / "run" / "benchmarks" / "d.json", (2e9, 2e9))
+    slow = estimate_model(model, host)
+    assert slow.efficiency == pytest.approx(0.25) and not slow.faster_than_roofline
+    assert not [n for n in slow.notes if "roofline" in n]
+    out = io.StringIO()
+    render_estimate(Console(file=out, width=300, highlight=False), slow)
+    assert "25.0% of peak" in out.getvalue() and "faster than" not in out.getvalue()
 
 
 def test_edgepool_metadata_and_custom_op_reported(tmp_path, mixed):

@@ -12,7 +12,7 @@ Rules:
 - `from edgepool import __version__` (the package root) is allowed from anywhere; other names taken
   from the root's lazy public API count as an import of the module that defines them (`_API`);
 - `edgepool/bench/agent.py` is copied to devices: it imports nothing from edgepool;
-- `edgepool/verify/_tflite_child.py` runs untrusted models in a child: numpy, ai_edge_litert, stdlib only.
+- `edgepool/verify/_tflite_child.py` runs untrusted models in a child: numpy, a TFLite runtime (ai_edge_litert or tflite_runtime), stdlib only.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ LAYERS: dict[str, int] = {
     # 0: the package root (__init__: public API by importlib strings, __version__), foundations
     "edgepool": 0, "types": 0, "errors": 0, "_tf": 0, "_paths": 0, "config": 0,
     "numeric": 0,  # NumPy-only helpers (softmax) shared across layers
+    "hostinfo": 0,  # this machine's CPU (/proc, /sys) and the peak MAC/s it allows; standard library only
     # 1: storage
     "runs": 1,
     # 2: data, layers, model zoo (plots live in report/, which the pipeline calls when it saves a run)
@@ -304,7 +305,7 @@ def test_bench_agent_is_self_contained(edges):
 
 def test_tflite_child_imports_only_numpy_litert_stdlib():
     path = PACKAGE_DIR / "verify" / "_tflite_child.py"
-    allowed = {"numpy", "ai_edge_litert", "__future__"} | set(sys.stdlib_module_names)
+    allowed = {"numpy", "ai_edge_litert", "tflite_runtime", "__future__"} | set(sys.stdlib_module_names)
     bad = []
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):

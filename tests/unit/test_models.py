@@ -85,3 +85,54 @@ def test_small_inputs_keep_full_resolution_in_the_first_block():
     assert "b0_maxpool" not in [layer.name for layer in m.layers]
     assert build_model(preset("small"), (28, 28, 1), 10).get_layer("b0_maxpool").output_shape == (None, 14, 14, 16)
 
+
+
+def _count_cases() -> list[tuple[str, ModelSpec, tuple[int, int, int], int]]:
+    """Every preset on several inputs, and every pool x head with the other options varied across cases."""
+    cases = [(f"{name}@{'x'.join(map(str, shape))}", spec, shape, 10)
+             for name, spec in PRESETS.items() for shape in ((8, 8, 1), (28, 28, 1), (32, 32, 3), (13, 17, 3))]
+    for i, (pool, head) in enumerate((p, h) for p in POOLS for h in HEADS):
+        size, stride = ((2, None), (3, 2), (3, 1), (2, 1))[i % 4]
+        padding = ("same", "valid")[i % 2]
+        blocks = [
+            BlockSpec(6, pool=pool, pool_size=size, pool_stride=stride, padding=padding, separable=i % 3 == 0,
+                      convs=1 + i % 2, kernel=(3, 5, 1)[i % 3]),
+            BlockSpec(10, pool=pool, pool_size=2, padding=("valid", "same")[i % 2], separable=i % 2 == 1, kernel=3),
+            BlockSpec(12, pool=POOLS[(i + 1) % len(POOLS)], separable=i % 4 == 2, convs=(1, 2, 3)[i % 3]),
+        ]
+        spec = ModelSpec(f"grid{i}", blocks, head=head, width=(1.0, 0.5, 1.3, 0.25, 2.0)[i % 5],
+                         dropout=(0.0, 0.25)[i % 2], full_res_stem_max=(0, 12, 40)[i % 3])
+        cases.append((spec.name, spec, (20, 24, (1, 3)[(i // 3) % 2]), 2 + i % 9))
+    return cases
+
+
+def _count_mismatches(cases: list[tuple[str, ModelSpec, tuple[int, int, int], int]]) -> list[str]:
+    wrong = []
+    for label, spec, shape, classes in cases:
+        m = build_model(spec, shape, classes)
+        want = (count_params(m), count_macs(m))
+        got = spec.count(shape, classes)
+        if got != want:
+            wrong.append(f"{label} {shape} {classes} classes: count() {got}, keras {want}")
+    return wrong
+
+
+def test_spec_count_matches_keras_for_the_presets():
+    """ModelSpec.count is arithmetic (no TensorFlow): what `edgepool models` shows must be what Keras counts."""
+    wrong = _count_mismatches([(name, spec, (28, 28, 1), 10) for name, spec in PRESETS.items()])
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.slow
+def test_spec_count_matches_keras_exactly():
+    """... and for every preset, pool, head, width, padding, separable and full-resolution option."""
+    wrong = _count_mismatches(_count_cases())
+    assert not wrong, "\n".join(wrong)
+
+
+def test_spec_count_refuses_what_build_refuses():
+    spec = ModelSpec("t", [BlockSpec(2, padding="valid")] * 5)
+    with pytest.raises(InputError, match="to nothing"):
+        spec.count((8, 8, 1), 2)
+    with pytest.raises(InputError, match="unknown head"):
+        ModelSpec("t", [BlockSpec(2)], head="median").count((8, 8, 1), 2)

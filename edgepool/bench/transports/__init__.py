@@ -60,6 +60,13 @@ def get_transport(device: str, python: str | None = None, timeout_s: float | Non
         from .local import LocalTransport
 
         return LocalTransport(python=python, timeout_s=timeout_s)
+    if kind == TransportKind.SSH:
+        from dataclasses import replace
+
+        from .ssh import SshTransport, parse_ssh_uri
+
+        target = parse_ssh_uri(device)
+        return SshTransport(replace(target, python=python) if python else target, timeout_s=timeout_s)
     if kind in REMOTE:
         raise no_remote_transport(kind, f"device {device!r}", "benchmark on this machine (device local)")
     raise DeviceError(f"unknown device {device!r}", "the one device is local (this machine)")
