@@ -63,6 +63,9 @@ def test_convert_every_builtin_profile(cli, run_dir):
     # honest: no Edge TPU compiler here, so the Coral rows say so
     assert rows["coral-usb"]["status"] == "not-compiled" and "edgetpu_compiler" in rows["coral-usb"]["reason"]
     assert any("not compiled for Edge TPU" in n for n in rows["coral-usb"]["notes"])
+    # without the compiler the op counts are edgepool's prediction, and say so
+    assert any(n.startswith("Edge TPU (edgepool's prediction):") for n in rows["coral-usb"]["notes"])
+    assert not any(n.startswith("Edge TPU: ") for n in rows["coral-usb"]["notes"])
     # a real .mlpackage reads back in inspect: its ops and the parameters Keras has after BN folding
     r = cli("inspect", run_dir / "exports" / "iphone-15-pro", "--json")
     assert r.exit_code == 0, r.output
