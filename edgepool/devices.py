@@ -174,6 +174,8 @@ def parse_ssh_uri(text: str) -> DeviceRef:
     starting with '-' is refused (it would reach ssh as an option).
     """
     raw = (text or "").strip()
+    if not raw.lower().startswith("ssh://"):
+        raise InputError(f"{raw!r} is not an ssh:// device URI", "write ssh://[user@]host[:port][?python=/path]")
     parts = _split(raw, Transport.SSH)
     netloc = parts.netloc
     if not netloc:

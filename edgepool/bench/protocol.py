@@ -33,8 +33,9 @@ BUILTIN_DELEGATES = ("xnnpack", "cpu")  # part of every runtime's CPU path; noth
 class BenchOptions:
     """How to benchmark. None means: take it from the profile, else the default noted."""
 
-    device: str = "local"
-    profile: str | None = None
+    device: str = "local"  # the first of `devices`
+    devices: list[str] | None = None  # where to run, each measured on its own: local, URIs, registered names
+    profile: str | None = None  # None: each registered device's own profile, else none
     runs: int = 50  # min runs per window (benchmark_model num_runs)
     min_seconds: float = 1.0  # min seconds per window (benchmark_model min_secs)
     windows: int = 5
@@ -52,11 +53,19 @@ class BenchOptions:
     runtime: str = "auto"  # ai_edge_litert | tflite_runtime | tensorflow | auto
     python: str | None = None  # interpreter that runs the agent (local transport); default: this one
     timeout_s: float | None = None  # kill the agent after this long (None: no limit)
+    benchmark_binary: str | None = None  # LiteRT's benchmark_model for adb devices (None: the registered device's)
     # Numbers worth publishing: >= STABLE_WINDOWS windows of >= STABLE_MIN_SECONDS; the agent waits for a steady
     # temperature (< 0.5 C change over 5 s, at most 60 s) and pins itself to the last core when no affinity is given.
     stable: bool = False
 
     def __post_init__(self) -> None:
+        if isinstance(self.devices, str):
+            self.devices = [self.devices]
+        if self.devices:
+            self.devices = list(self.devices)
+            self.device = self.devices[0]
+        else:
+            self.devices = [self.device]
         if self.stable:
             self.windows = max(self.windows, STABLE_WINDOWS)
             self.min_seconds = max(self.min_seconds, STABLE_MIN_SECONDS)
@@ -75,6 +84,7 @@ class BenchOptions:
             ("cooldown_s", self.cooldown_s >= 0, "must be >= 0"),
             ("inputs", self.inputs in INPUT_MODES, f"must be one of {', '.join(INPUT_MODES)}"),
             ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
+            ("timeout_s", self.timeout_s is None or self.timeout_s > 0, "must be > 0"),
         ]
         return [(name, f"{problem} (got {getattr(self, name)!r})") for name, ok, problem in checks if not ok]
 
@@ -99,6 +109,7 @@ OPTION_HELP = {
     "cooldown_s": "cooldown_s is the pause between models",
     "inputs": "auto uses the run's test samples when it has them, else random inputs",
     "max_samples": "max_samples caps the test samples used for accuracy",
+    "timeout_s": "timeout_s stops a model's run on the device after that many seconds",
 }
 
 
@@ -185,6 +196,7 @@ class BenchmarkResult:
     threads: int | None
     delegates: list[str]
     input_mode: str
+    transport: str | None = None  # how the device was reached: local | ssh | adb | ios
     runtime: str | None = None
     runtime_version: str | None = None
     latency_ms: dict[str, float] | None = None
@@ -208,6 +220,7 @@ class BenchmarkResult:
     error: dict[str, Any] | None = None  # {"kind", "message", "hint", "exit_code"} when it failed
     skipped: str | None = None  # why it was not measured: this device cannot run its format
     measured_as: str | None = None  # the row whose measurement this is: the same model and settings, run once
+    delegate_coverage: dict[str, float] | None = None  # delegate -> share of the model's nodes it took (benchmark_model)
     latencies_ms: np.ndarray | None = field(default=None, repr=False)  # raw, not saved
 
     @property
@@ -216,7 +229,7 @@ class BenchmarkResult:
 
     @property
     def median_ms(self) -> float | None:
-        return None if self.latency_ms is None else self.latency_ms["median"]
+        return None if self.latency_ms is None else self.latency_ms.get("median")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -260,4 +273,26 @@ class BenchmarkResult:
         self.nonfinite_outputs = res.get("nonfinite_outputs")
         self.environment = res.get("environment")
         self.stopped = res.get("stopped")
+        self.transport = res.get("transport") or self.transport
+        self.input_mode = res.get("input_mode") or self.input_mode
+        if res.get("delegate_coverage") is not None:
+            self.delegate_coverage = res.get("delegate_coverage")
+        if not self.windows and res.get("latency_ms"):
+            self._tool_latency(res)
         self.complete = self.stopped is None and len(self.windows) == int(res.get("windows_requested", 0))
+
+    def _tool_latency(self, res: dict[str, Any]) -> None:
+        """A result without windows (benchmark_model over adb): its own statistics, no raw latencies. FPS comes
+        from the median when the tool printed one, and the mean-based rate from the mean."""
+        lat = {k: (float(v) if isinstance(v, int | float) else None) for k, v in res["latency_ms"].items()}
+        self.latency_ms = lat
+        self.runs = int(res.get("runs") or 0)
+        median, mean = lat.get("median"), lat.get("mean")
+        self.fps_mean = 1000.0 / mean if mean else None
+        self.fps_median = 1000.0 / median if median else None
+
+    @property
+    def headline_ms(self) -> float | None:
+        """The row's headline latency: the median, or the mean when the tool gave no median (benchmark_model)."""
+        lat = self.latency_ms or {}
+        return lat.get("median") if lat.get("median") is not None else lat.get("mean")

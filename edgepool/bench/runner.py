@@ -1,11 +1,18 @@
 """Benchmark exports on a device: resolve what to run, drive the agent, turn its events into results.
 
     results = benchmark([Path("runs/demo")], BenchOptions(threads=1))
+    results = benchmark([Path("runs/demo")], BenchOptions(devices=["pi5", "local"]))   # both at once
     save_results(results, options)            # RUN/benchmarks/<stamp>.json for each run involved
+
+Devices (`options.devices`: local, URIs, registered names) are all parsed and checked first (`plan_devices`:
+a device named twice is refused; each gets the profile given, else its registered one). One device runs in
+the calling thread; several run concurrently, one worker thread each, every device measuring its models one
+after another, with progress events handed to the caller in the main thread (`_run_devices`). Every row
+names its device, transport and runtime.
 
 A run directory means all its exports; an export directory means its model file
 (`runs.find_model_file`); a .tflite file is run as is (with its sibling model.json when there is one).
-An export inside a run that this device cannot run (Core ML here) comes back as a result with
+An export inside a run that a device cannot run (`cannot_run`: Core ML off an iPhone) comes back as a result with
 `skipped` set to the reason, and the others are measured; an export named on its own is an error.
 Models that are the same (their bytes without the embedded edgepool metadata, `export.metadata.content_hash`)
 measured with the same settings (threads, delegates, inputs, protocol) are measured once: each further
@@ -18,9 +25,12 @@ import datetime as _dt
 import hashlib
 import json
 import platform
+import queue
 import signal
 import sys
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +41,7 @@ from ..types import Format, ProgressEvent, ProgressFn, Runtime, Transport
 from .protocol import BenchmarkResult, BenchOptions, build_request, delegate_library
 
 if TYPE_CHECKING:
+    from ..devices import DeviceRef
     from ..profiles import DeviceProfile
 
 STAGE = "benchmark"  # ProgressEvent.stage of every event benchmark() reports
@@ -121,29 +132,133 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     return targets
 
 
-def cannot_run(fmt: Format) -> str | None:
-    """Why this machine cannot benchmark a model of format `fmt`, or None when it can."""
-    if fmt is not Format.COREML:
-        return None
-    if sys.platform == "darwin":
-        return "a Core ML model: the benchmark agent runs TFLite models only"
-    return f"a Core ML model: Core ML runs only on macOS/iOS, not on {platform.system() or 'this system'}"
+def cannot_run(fmt: Format, transport: Transport = Transport.LOCAL) -> str | None:
+    """Why a device reached over `transport` cannot benchmark a model of format `fmt`, or None when it can.
+    Core ML runs on an iPhone only (the example app); an Edge TPU model needs the edgetpu delegate, which the
+    agent loads (local, ssh) and neither benchmark_model on Android nor the iPhone app can."""
+    if fmt is Format.COREML:
+        if transport is Transport.IOS:
+            return None
+        if transport is Transport.LOCAL:
+            if sys.platform == "darwin":
+                return "a Core ML model: the benchmark agent runs TFLite models only"
+            return f"a Core ML model: Core ML runs only on macOS/iOS, not on {platform.system() or 'this system'}"
+        return f"a Core ML model: it is measured on an iPhone (ios://), not over {transport.value}"
+    if fmt is Format.EDGETPU_TFLITE and transport in (Transport.ADB, Transport.IOS):
+        tool = "benchmark_model on Android" if transport is Transport.ADB else "the iPhone app"
+        return f"an Edge TPU model: it needs the edgetpu delegate, which {tool} cannot load"
+    return None
 
 
-def _device_profile(options: BenchOptions) -> DeviceProfile | None:
-    """The profile named in `options` (None without one), if this machine can benchmark for it."""
-    if not options.profile:
+def _skip_hint(fmt: Format) -> str:
+    if fmt is Format.COREML:
+        return CORE_ML_HINT
+    return "measure an Edge TPU model on a board with the Edge TPU (local with a Coral USB, or over ssh)"
+
+
+# how a device of each kind is named, for the profile that needs one
+DEVICE_FORMS = {Transport.SSH: "ssh://[user@]host[:port]", Transport.ADB: "adb://[serial]",
+                Transport.IOS: "ios://[udid]", Transport.LOCAL: "local"}
+
+
+def _device_profile(name: str | None, ref: DeviceRef) -> DeviceProfile | None:
+    """The profile `name` (None without one) if the device `ref` can benchmark for it."""
+    if not name:
         return None
     from .. import profiles
-    from .transports import no_remote_transport
 
-    prof = profiles.resolve(options.profile)
-    if prof.runtime == Runtime.COREML:
-        raise DeviceError(f"profile {prof.name} runs Core ML models, and the benchmark agent runs TFLite models only",
-                          CORE_ML_HINT)
-    if prof.transport != Transport.LOCAL:
-        raise no_remote_transport(prof.transport, f"profile {prof.name}", "benchmark on this machine without a profile")
+    prof = profiles.resolve(name)
+    kind = ref.kind
+    if prof.runtime == Runtime.COREML and kind is not Transport.IOS:
+        if kind is Transport.LOCAL:
+            raise DeviceError(f"profile {prof.name} runs Core ML models, which are measured on an iPhone: name it "
+                              f"as {DEVICE_FORMS[Transport.IOS]} or a registered device", CORE_ML_HINT)
+        raise InputError(f"profile {prof.name} runs Core ML models, and device {ref.label} is reached over "
+                         f"{kind.value}", "name an iPhone (ios://) for this profile, or another profile")
+    if prof.transport != kind:
+        if kind is Transport.LOCAL:
+            raise DeviceError(f"profile {prof.name} needs the {prof.transport.value} transport: name its device as "
+                              f"{DEVICE_FORMS[prof.transport]} or a registered device name",
+                              "or benchmark this machine without a profile")
+        raise InputError(f"profile {prof.name} is for devices reached over {prof.transport.value}, and device "
+                         f"{ref.label} is reached over {kind.value}", "name a profile for that device, or none")
     return prof
+
+
+class DeviceUnavailable(DeviceError):
+    """The transport failed before a model was measured (unreachable device, missing tool, no disk): the
+    device's later models are not tried; their rows carry the same error."""
+
+
+@dataclass
+class DevicePlan:
+    """One device of a benchmark: where (`ref`), with which profile, threads and delegates, through what."""
+
+    ref: DeviceRef
+    profile: DeviceProfile | None
+    threads: int
+    delegates: list[str]
+    transport: Any
+
+    @property
+    def label(self) -> str:
+        return self.ref.label
+
+    @property
+    def kind(self) -> Transport:
+        return self.ref.kind
+
+
+def _identity(ref: DeviceRef) -> tuple[Any, ...]:
+    """What makes two device names the same physical device (as far as the names tell)."""
+    if ref.kind is Transport.SSH:
+        return (ref.kind, (ref.host or "").lower(), ref.port or 22)
+    return (ref.kind, ref.serial, ref.udid)
+
+
+def _check_delegates(kind: Transport, delegates: list[str]) -> None:
+    if kind is Transport.ADB:
+        from . import benchmark_model as bm
+
+        try:
+            bm.delegate_flags(delegates)
+        except ValueError as e:
+            raise InputError(f"delegate {e.args[0]!r} cannot be applied by benchmark_model on Android",
+                             "use xnnpack, gpu or nnapi (the Edge TPU runs on Coral boards, over ssh)") from None
+        return
+    for d in delegates:
+        delegate_library(d)
+
+
+def plan_devices(options: BenchOptions) -> list[DevicePlan]:
+    """Parse every device first (bad input before any work), refuse one device named twice, then pick each
+    device's profile (the one given, else a registered device's own), threads, delegates and transport."""
+    from .. import devices
+    from .transports import get_transport
+
+    refs = [devices.parse_device(d) for d in (options.devices or [options.device])]
+    seen: dict[tuple[Any, ...], DeviceRef] = {}
+    for ref in refs:
+        key = _identity(ref)
+        if key in seen:
+            other = seen[key]
+            also = "" if other.label == ref.label else f" (as {other.label} and {ref.label})"
+            raise InputError(f"device {ref.label} is named twice{also}",
+                             "name each device once: a device measures one model at a time")
+        seen[key] = ref
+    plans = []
+    for ref in refs:
+        prof = _device_profile(options.profile or ref.profile, ref)
+        threads = options.threads if options.threads is not None else ((prof.threads if prof else None) or 1)
+        delegates = options.delegates if options.delegates is not None else (list(prof.delegates) if prof else [])
+        _check_delegates(ref.kind, delegates)  # fail on an unknown name before any work
+        transport = get_transport(ref, python=options.python, timeout_s=options.timeout_s,
+                                  benchmark_binary=options.benchmark_binary, profile=prof)
+        ready = getattr(transport, "check_ready", None)  # what can be told without the device (adb: the binary)
+        if callable(ready):
+            ready()
+        plans.append(DevicePlan(ref, prof, threads, list(delegates), transport))
+    return plans
 
 
 def _inputs(target: Target, mode: str, options: BenchOptions) -> dict[str, Any]:
@@ -192,11 +307,11 @@ def model_size_bytes(path: Path) -> int:
 
 
 def _unmeasured(target: Target, device: str, profile: str | None, threads: int | None, delegates: list[str],
-                **why: Any) -> BenchmarkResult:
+                transport: Transport = Transport.LOCAL, **why: Any) -> BenchmarkResult:
     """The result row of a model that was not measured: `error=` or `skipped=` says why."""
     return BenchmarkResult(
         name=target.name, model_path=str(target.model_path), format=target.format.value, recipe=target.recipe,
-        device=device, profile=profile, model_size_bytes=model_size_bytes(target.model_path), threads=threads,
+        device=device, profile=profile, transport=transport.value, model_size_bytes=model_size_bytes(target.model_path), threads=threads,
         delegates=list(delegates), input_mode="-", run_dir=str(target.run_dir) if target.run_dir else None, **why,
     )
 
@@ -207,20 +322,40 @@ def _delegates_for(target: Target, delegates: list[str]) -> list[str]:
     return delegates
 
 
-def measurement_key(target: Target, options: BenchOptions, threads: int | None, delegates: list[str]) -> str | None:
+def _request(target: Target, options: BenchOptions, kind: Transport, threads: int | None,
+             delegates: list[str]) -> dict[str, Any]:
+    """The agent request for `target` on a device reached over `kind`. benchmark_model (adb) and the iPhone app
+    feed random inputs (no accuracy); adb takes delegate names (xnnpack, gpu, nnapi), not libraries."""
+    delegates = _delegates_for(target, delegates)
+    if kind in (Transport.ADB, Transport.IOS):
+        if options.inputs == "samples":
+            raise InputError(f"{target.name}: real samples need the benchmark agent, and a {kind.value} device "
+                             "measures with random inputs", "benchmark with random inputs (or auto) there")
+        inputs: dict[str, Any] = {"mode": "random", "seed": options.seed,
+                                  "normalization": (target.sidecar or {}).get("normalization")}
+        request = build_request(target.model_path.resolve(), options, threads, [] if kind is Transport.ADB else delegates,
+                                inputs)
+        if kind is Transport.ADB:
+            request["delegate_names"] = list(delegates)
+        return request
+    inputs = _inputs(target, options.inputs, options)
+    return build_request(target.model_path.resolve(), options, threads, delegates, inputs)
+
+
+def measurement_key(target: Target, options: BenchOptions, threads: int | None, delegates: list[str],
+                    kind: Transport = Transport.LOCAL) -> str | None:
     """What makes two measurements the same: the model's bytes without the edgepool metadata plus the agent
     request apart from the model path (threads, delegates, inputs, protocol). None when it cannot be told
     (a model folder, an unreadable file, inputs that are an error): such a model is always measured."""
-    if cannot_run(target.format) or not target.model_path.is_file():
+    if cannot_run(target.format, kind) or not target.model_path.is_file():
         return None
     try:
-        inputs = _inputs(target, options.inputs, options)
+        request = _request(target, options, kind, threads, delegates)
         data = target.model_path.read_bytes()
     except (EdgepoolError, OSError):
         return None
     from ..export.metadata import content_hash
 
-    request = build_request(Path(), options, threads, _delegates_for(target, delegates), inputs)
     request.pop("model_path")
     settings = json.dumps(request, sort_keys=True, default=str)
     return hashlib.sha256(f"{content_hash(data)}\n{settings}".encode()).hexdigest()
@@ -235,43 +370,53 @@ def shared_result(measured: BenchmarkResult, target: Target) -> BenchmarkResult:
 
 
 def benchmark_one(target: Target, options: BenchOptions, transport: Any, device: str, profile: str | None,
-                  threads: int | None, delegates: list[str], progress: ProgressFn | None = None) -> BenchmarkResult:
-    """Run one model through the agent. Raises an EdgepoolError when nothing could be measured.
+                  threads: int | None, delegates: list[str], progress: ProgressFn | None = None,
+                  kind: Transport = Transport.LOCAL) -> BenchmarkResult:
+    """Run one model on one device (`device`: its label, reached over `kind` through `transport`).
+    Raises an EdgepoolError when nothing could be measured.
 
     `progress` gets ProgressEvent(stage="benchmark", message=<model name>, done=<windows finished>,
-    total=<windows requested>, data=<the agent's event with "model" and "windows_total" added>), bracketed
-    by data events "start" and "done" (the latter with the BenchmarkResult as data["result"]).
+    total=<windows requested>, data=<the agent's event with "model", "device", "windows_total" and "host_t"
+    (time.monotonic() when this host got it) added>), bracketed by data events "start" and "done" (the latter
+    with the BenchmarkResult as data["result"]).
     """
     fmt = target.format
-    reason = cannot_run(fmt)
+    reason = cannot_run(fmt, kind)
     if reason:
-        raise DeviceError(f"{target.name}: {reason}", CORE_ML_HINT)
-    delegates = _delegates_for(target, delegates)
-    inputs = _inputs(target, options.inputs, options)
-    request = build_request(target.model_path.resolve(), options, threads, delegates, inputs)
+        raise DeviceError(f"{target.name}: {reason}", _skip_hint(fmt))
+    request = _request(target, options, kind, threads, delegates)
+    used = list(request.get("delegate_names") or _delegates_for(target, delegates))
     result = BenchmarkResult(
         name=target.name, model_path=str(target.model_path), format=fmt.value, recipe=target.recipe, device=device,
         profile=profile, model_size_bytes=model_size_bytes(target.model_path), threads=threads,
-        delegates=list(delegates), input_mode=inputs["mode"], run_dir=str(target.run_dir) if target.run_dir else None,
+        delegates=used, input_mode=request["inputs"]["mode"], transport=kind.value,
+        run_dir=str(target.run_dir) if target.run_dir else None,
     )
     total = options.windows
     finished = [0]
 
     def report(data: dict[str, Any]) -> None:
         if progress is not None:
+            data = {**data, "model": target.name, "device": device, "host_t": time.monotonic()}
             progress(ProgressEvent(stage=STAGE, done=finished[0], total=total, message=target.name, data=data))
 
     def on_event(ev: dict[str, Any]) -> None:
         if ev.get("event") == "window":
             finished[0] += 1
-        report({**ev, "model": target.name, "windows_total": total})
+        report({**ev, "windows_total": total})
 
-    report({"event": "start", "model": target.name, "windows_total": total})
-    run = transport.run(request, on_event)
+    report({"event": "start", "windows_total": total})
+    try:
+        run = transport.run(request, on_event)
+    except DeviceUnavailable:
+        raise
+    except DeviceError as e:
+        raise DeviceUnavailable(e.message, e.hint) from None
     for w in run.windows:
         result.add_window(w)
     if run.result is not None:
         result.apply_result(run.result)
+        result.transport = kind.value
     elif run.error is not None and run.error.get("kind") != "interrupted":
         raise _error_from(target, run.error)
     else:
@@ -294,75 +439,141 @@ def benchmark_one(target: Target, options: BenchOptions, transport: Any, device:
         result.stopped = "interrupted"
         result.complete = False
     finished[0] = len(result.windows)
-    report({"event": "done", "model": target.name, "result": result})
+    report({"event": "done", "result": result})
     return result
 
 
-def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn | None = None,
-              keep_going: bool = False) -> list[BenchmarkResult]:
-    """Benchmark every export (a run directory means all its exports) with one protocol.
-
-    Returns one BenchmarkResult per model. A Ctrl-C stops the current model (its finished windows are
-    kept, `stopped="interrupted"`) and skips the rest. A model that fails raises its EdgepoolError,
-    or with `keep_going` comes back with `.error` set and the others still run. An export found in a
-    run directory that this machine cannot run (Core ML) comes back with `.skipped` set to the reason.
-    `progress`: see `benchmark_one`; a skipped export reports data event "skipped" (with "reason").
-    An export that is the same model with the same settings as one measured before (`measurement_key`)
-    is not run again: its row is a copy of that result with `measured_as` set, reported as data event
-    "shared" (with "measured_as" and "result").
-    """
-    options.validate()
-    prof = _device_profile(options)
-    device = options.device
-    threads = options.threads if options.threads is not None else ((prof.threads if prof else None) or 1)
-    delegates = options.delegates if options.delegates is not None else (list(prof.delegates) if prof else [])
-    profile = prof.name if prof else None
-    for d in delegates:  # fail on an unknown name before any work
-        delegate_library(d)
-    from .transports import get_transport
-
-    transport = get_transport(device, python=options.python, timeout_s=options.timeout_s)
-    targets = resolve_targets(exports)
+def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, progress: ProgressFn | None,
+                keep_going: bool, stop: threading.Event | None = None) -> list[BenchmarkResult]:
+    """Every target on one device, one after another (cooldown between): a device never runs two models at
+    once. `stop` (set by the multi-device runner on Ctrl-C or a failure elsewhere) ends it before the next model."""
+    device, kind, threads, delegates = plan.label, plan.kind, plan.threads, plan.delegates
+    profile = plan.profile.name if plan.profile else None
     results: list[BenchmarkResult] = []
     measured = 0
     by_key: dict[str, BenchmarkResult] = {}  # measurement_key -> the result measured for it
+    broken: dict[str, Any] | None = None  # the error that made this device unavailable
+
+    def note(target: Target, done: int, data: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(ProgressEvent(stage=STAGE, message=target.name, done=done, total=options.windows,
+                                   data={**data, "model": target.name, "device": device, "host_t": time.monotonic()}))
+
     for target in targets:
-        reason = cannot_run(target.format) if target.in_run else None
+        if stop is not None and stop.is_set():
+            break
+        reason = cannot_run(target.format, kind) if target.in_run else None
         if reason:
-            results.append(_unmeasured(target, device, profile, threads, delegates, skipped=reason))
-            if progress is not None:
-                progress(ProgressEvent(stage=STAGE, message=target.name, total=options.windows,
-                                       data={"event": "skipped", "model": target.name, "reason": reason}))
+            results.append(_unmeasured(target, device, profile, threads, delegates, kind, skipped=reason))
+            note(target, 0, {"event": "skipped", "reason": reason})
             continue
-        key = measurement_key(target, options, threads, delegates) if len(targets) > 1 else None
+        if broken is not None:
+            results.append(_unmeasured(target, device, profile, threads, delegates, kind, error=dict(broken)))
+            continue
+        key = measurement_key(target, options, threads, delegates, kind) if len(targets) > 1 else None
         if key is not None and key in by_key:
             res = shared_result(by_key[key], target)
             results.append(res)
-            if progress is not None:
-                progress(ProgressEvent(stage=STAGE, message=target.name, done=len(res.windows), total=options.windows,
-                                       data={"event": "shared", "model": target.name,
-                                             "measured_as": res.measured_as, "result": res}))
+            note(target, len(res.windows), {"event": "shared", "measured_as": res.measured_as, "result": res})
             continue
         if measured and options.cooldown_s > 0:
-            try:
-                time.sleep(options.cooldown_s)
-            except KeyboardInterrupt:
-                break
+            if stop is not None:
+                if stop.wait(options.cooldown_s):
+                    break
+            else:
+                try:
+                    time.sleep(options.cooldown_s)
+                except KeyboardInterrupt:
+                    break
         measured += 1
         try:
-            res = benchmark_one(target, options, transport, device, profile, threads, delegates, progress)
+            res = benchmark_one(target, options, plan.transport, device, profile, threads, delegates, progress, kind)
         except EdgepoolError as e:
             if not keep_going:
                 raise
-            res = _unmeasured(target, device, profile, threads, delegates,
-                              error={"kind": type(e).__name__, "message": e.message, "hint": e.hint,
-                                     "exit_code": e.exit_code})
+            error = {"kind": "DeviceError" if isinstance(e, DeviceError) else type(e).__name__, "message": e.message,
+                     "hint": e.hint, "exit_code": e.exit_code}
+            res = _unmeasured(target, device, profile, threads, delegates, kind, error=error)
+            if isinstance(e, DeviceUnavailable):
+                broken = error
         results.append(res)
         if res.interrupted:
             break
         if key is not None and res.error is None:
             by_key[key] = res
     return results
+
+
+def _interrupt_all(plans: list[DevicePlan], stop: threading.Event) -> None:
+    stop.set()
+    for plan in plans:
+        interrupt = getattr(plan.transport, "interrupt", None)
+        if interrupt is not None:
+            interrupt()
+
+
+def _run_devices(plans: list[DevicePlan], targets: list[Target], options: BenchOptions, progress: ProgressFn | None,
+                 keep_going: bool) -> list[BenchmarkResult]:
+    """One worker thread per device; progress events are handed to `progress` in this (the main) thread, so a
+    Ctrl-C (a KeyboardInterrupt here, in a progress callback or while waiting) interrupts every device's
+    current model (finished windows are kept) and starts no further one. A failure (without `keep_going`)
+    stops the other devices the same way, then is raised."""
+    events: queue.Queue[ProgressEvent] = queue.Queue()
+    stop = threading.Event()
+    emit = events.put if progress is not None else None
+    with ThreadPoolExecutor(max_workers=len(plans), thread_name_prefix="edgepool-device") as pool:
+        futures: list[Future[list[BenchmarkResult]]] = [
+            pool.submit(_run_device, plan, targets, options, emit, keep_going, stop) for plan in plans]
+        while True:
+            try:
+                _pump(futures, events, progress, plans, stop)
+                break
+            except KeyboardInterrupt:
+                _interrupt_all(plans, stop)
+    errors = [f.exception() for f in futures if f.exception() is not None]
+    if errors:
+        raise errors[0]  # type: ignore[misc]
+    return [r for f in futures for r in f.result()]
+
+
+def _pump(futures: list[Future[list[BenchmarkResult]]], events: queue.Queue[ProgressEvent],
+          progress: ProgressFn | None, plans: list[DevicePlan], stop: threading.Event) -> None:
+    """Deliver progress events until every device is done; a failed device stops the others."""
+    while True:
+        try:
+            ev = events.get(timeout=0.05)
+        except queue.Empty:
+            if not stop.is_set() and any(f.done() and f.exception() is not None for f in futures):
+                _interrupt_all(plans, stop)
+            if all(f.done() for f in futures) and events.empty():
+                return
+            continue
+        if progress is not None:
+            progress(ev)
+
+
+def benchmark(exports: list[Path], options: BenchOptions, progress: ProgressFn | None = None,
+              keep_going: bool = False) -> list[BenchmarkResult]:
+    """Benchmark every export (a run directory means all its exports) with one protocol on every device of
+    `options.devices` (each with its own profile, threads and delegates), into one list of results.
+
+    Returns one BenchmarkResult per model and device. A Ctrl-C stops the current model (its finished windows
+    are kept, `stopped="interrupted"`) and skips the rest. A model that fails raises its EdgepoolError,
+    or with `keep_going` comes back with `.error` set and the others still run. An export found in a
+    run directory that a device cannot run (Core ML off an iPhone) comes back with `.skipped` set to the reason.
+    `progress`: see `benchmark_one`; a skipped export reports data event "skipped" (with "reason").
+    An export that is the same model with the same settings as one measured before on the same device
+    (`measurement_key`) is not run again: its row is a copy of that result with `measured_as` set, reported
+    as data event "shared" (with "measured_as" and "result").
+    Several devices run concurrently, one thread each, each measuring its models one after another
+    (`_run_devices`); every device is parsed and checked before any work.
+    """
+    options.validate()
+    plans = plan_devices(options)
+    targets = resolve_targets(exports)
+    if len(plans) == 1:
+        return _run_device(plans[0], targets, options, progress, keep_going)
+    return _run_devices(plans, targets, options, progress, keep_going)
 
 
 def stamp(now: _dt.datetime | None = None) -> str:

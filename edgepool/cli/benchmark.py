@@ -16,6 +16,7 @@ FLAGS = {
     "runs": "--runs", "min_seconds": "--min-seconds", "windows": "--windows", "warmup_runs": "--warmup-runs",
     "warmup_min_seconds": "--warmup-seconds", "max_seconds": "--max-seconds", "threads": "--threads",
     "run_delay_s": "--run-delay", "cooldown_s": "--cooldown", "inputs": "--inputs", "max_samples": "--max-samples",
+    "timeout_s": "--timeout",
 }
 
 
@@ -41,7 +42,7 @@ def _cores(text: str | None) -> list[int] | None:
 
 def benchmark(
     exports: Annotated[list[Path], typer.Argument(help="Exports (RUN/exports/NAME), .tflite files, or run directories (all their exports)", show_default=False)],
-    device: Annotated[str, typer.Option("--device", help="Where to run: local (this machine)")] = "local",
+    device: Annotated[list[str] | None, typer.Option("--device", "-d", help="Where to run: local (this machine), ssh://[user@]host[:port][?python=/path], adb://[serial], ios://[udid] or a registered device name; repeat to measure on several devices at once (default: local)")] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", help="Device profile (name or .toml): threads and delegates defaults")] = None,
     runs: Annotated[int, typer.Option("--runs", "-n", help="Minimum runs per timed window")] = 50,
     min_seconds: Annotated[float, typer.Option("--min-seconds", help="Minimum seconds per timed window")] = 1.0,
@@ -58,7 +59,9 @@ def benchmark(
     cooldown: Annotated[float, typer.Option("--cooldown", help="Seconds to sleep between models")] = 0.0,
     stable: Annotated[bool, typer.Option("--stable", help="Numbers worth publishing: wait for a steady temperature, pin the last core (unless --affinity), at least 10 windows of 2 s")] = False,
     runtime: Annotated[str, typer.Option("--runtime", help="auto | ai_edge_litert | tflite_runtime | tensorflow")] = "auto",
-    python: Annotated[str | None, typer.Option("--python", help="Python that runs the agent (local device)")] = None,
+    python: Annotated[str | None, typer.Option("--python", help="Python that runs the agent (local device; ssh: instead of the URI's ?python=)")] = None,
+    benchmark_binary: Annotated[Path | None, typer.Option("--benchmark-binary", help="LiteRT's benchmark_model for Android (adb devices; default: the registered device's)")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Stop a model's run on the device after this many seconds")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the results JSON here instead of RUN/benchmarks/")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Save results into each run's benchmarks/")] = True,
     json_out: JsonOpt = False,
@@ -67,7 +70,8 @@ def benchmark(
 
     Protocol: init, first inference, warmup (>= 1 run and >= 0.5 s), then --windows timed windows of
     >= --runs runs and >= --min-seconds each; only invoke() is timed. Ctrl-C keeps finished windows.
-    Exports in a run that this machine cannot run (Core ML) are skipped with a note.
+    Several --device options measure concurrently (one model at a time per device) into one table.
+    Exports in a run that a device cannot run (Core ML off an iPhone) are skipped with a note.
     """
     from ..bench.protocol import BenchOptions
     from ..bench.runner import benchmark as run_benchmark
@@ -75,7 +79,8 @@ def benchmark(
     from ._bench_view import benchmark_progress, benchmark_table, finish_benchmark
 
     options = BenchOptions(
-        device=device, profile=profile, runs=runs, min_seconds=min_seconds, windows=windows, threads=threads,
+        devices=list(device) if device else ["local"], profile=profile,
+        benchmark_binary=str(benchmark_binary) if benchmark_binary else None, timeout_s=timeout, runs=runs, min_seconds=min_seconds, windows=windows, threads=threads,
         affinity=_cores(affinity), delegates=list(delegate) if delegate else None, inputs=inputs,
         max_samples=max_samples, warmup_runs=warmup_runs, warmup_min_seconds=warmup_seconds,
         max_seconds=max_seconds, run_delay_s=run_delay, cooldown_s=cooldown, runtime=runtime, python=python, stable=stable,
@@ -84,7 +89,7 @@ def benchmark(
     if problems:
         name, problem = problems[0]
         raise InputError(f"{FLAGS[name]} {problem}", "see `edgepool benchmark --help`")
-    several = len(exports) > 1 or any((Path(p) / "exports").is_dir() for p in exports)
+    several = len(exports) > 1 or len(options.devices or []) > 1 or any((Path(p) / "exports").is_dir() for p in exports)
     with benchmark_progress(enabled=not json_out) as progress:
         results = run_benchmark(list(exports), options, progress=progress, keep_going=several)
     saved = save_results(results, options, out) if (save or out) else []

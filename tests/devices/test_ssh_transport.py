@@ -71,8 +71,8 @@ def test_parse_ssh_uri():
     t = parse_ssh_uri("ssh://root@[::1]:22?python=/opt/my%20env/bin/python")
     assert (t.host, t.port, t.python, t.display) == ("::1", 22, "/opt/my env/bin/python", "root@[::1]:22")
     for bad, what in [("ssh://", "no host"), ("ssh://pi:notaport", "port"), ("ssh://pi:0", "port"),
-                      ("ssh://pi:70000", "port"), ("ssh://pi/home", "path"), ("ssh://pi?pyton=/x", "unknown parameter"),
-                      ("ssh://pi?python=", "needs a value"), ("ssh://-oProxyCommand=x", "'-'"),
+                      ("ssh://pi:70000", "port"), ("ssh://pi/home", "path"), ("ssh://pi?pyton=/x", "unknown option"),
+                      ("ssh://pi?python=", "is empty"), ("ssh://-oProxyCommand=x", "'-'"),
                       ("ssh://u:secret@pi", "password"), ("adb://x", "not an ssh:// device")]:
         with pytest.raises(InputError, match=what):
             parse_ssh_uri(bad)

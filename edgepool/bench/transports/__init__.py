@@ -1,29 +1,30 @@
-"""How the agent reaches a device. Each transport runs `agent.py` there with a JSON request and
-streams the agent's JSON events back; `local` runs it in a child process on this machine.
+"""How the agent reaches a device. Each transport runs one model there and streams the agent's JSON events
+back as an AgentRun:
 
-`local` is the only transport: asking for a device over ssh / adb / ios is a DeviceError that says
-what the user can do instead, never a fake result.
+- `local` (`local.py`): `agent.py` in a child process on this machine;
+- `ssh` (`ssh.py`): `agent.py` on a Linux board with Python 3.9+, through the system OpenSSH client;
+- `adb` (`adb.py`): LiteRT's `benchmark_model` binary on an Android phone (no agent: no windows, no accuracy);
+- `ios` (`ios.py`): the edgepool example app on an iPhone, driven through pymobiledevice3.
+
+`get_transport(ref)` builds the one for a device (`edgepool.devices.DeviceRef`, the one URI parser). Every
+transport has `run(request, on_event) -> AgentRun` and `interrupt()`, which stops the model being measured from
+another thread (the multi-device runner's Ctrl-C) and makes `run` return with `interrupted` set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ...errors import DeviceError
+from ...errors import InputError
 from ...types import Transport as TransportKind
 
-AGENT_PATH = Path(__file__).resolve().parents[1] / "agent.py"
-REMOTE = (TransportKind.SSH, TransportKind.ADB, TransportKind.IOS)  # known kinds of device, not reachable from here
+if TYPE_CHECKING:
+    from ...devices import DeviceRef
+    from ...profiles import DeviceProfile
 
-# What a user can do today to measure on a device of each kind.
-_ON_THE_DEVICE = {
-    TransportKind.SSH: ("run the agent on the device yourself: copy {agent} and the model there and run "
-                        "`echo '{{\"model_path\": \"model.tflite\"}}' | python3 agent.py` (it prints JSON lines)"),
-    TransportKind.ADB: "measure on the phone with TFLite's prebuilt Android benchmark_model binary (adb push, adb shell)",
-    TransportKind.IOS: "measure on the device with Xcode (for a Core ML model: its Performance report)",
-}
+AGENT_PATH = Path(__file__).resolve().parents[1] / "agent.py"
 
 
 @dataclass
@@ -44,29 +45,37 @@ class Transport(Protocol):
 
     def run(self, request: dict[str, Any], on_event: Any = None) -> AgentRun: ...
 
-
-def no_remote_transport(kind: str, what: str, here: str) -> DeviceError:
-    """The error for `what` (a device or profile) reached over `kind` (ssh / adb / ios): benchmarks run on
-    this machine only. `here` is how to benchmark on this machine instead; the hint adds the on-device way."""
-    on_device = _ON_THE_DEVICE[TransportKind(kind)].format(agent=AGENT_PATH)
-    return DeviceError(f"{what} needs the {kind} transport: edgepool runs benchmarks on this machine only",
-                       f"{here}, or {on_device}")
+    def interrupt(self) -> None: ...
 
 
-def get_transport(device: str, python: str | None = None, timeout_s: float | None = None) -> Transport:
-    """The transport for `device`: "local" (this machine); a DeviceError for any other."""
-    kind = device.split(":", 1)[0].lower()
-    if kind == TransportKind.LOCAL:
+def get_transport(ref: DeviceRef | str, python: str | None = None, timeout_s: float | None = None, *,
+                  benchmark_binary: str | Path | None = None, profile: DeviceProfile | None = None) -> Transport:
+    """The transport for the device `ref` (a DeviceRef, or the text `edgepool.devices.parse_device` takes).
+
+    `python`: the interpreter that runs the agent (local; ssh: instead of the URI's `?python=`).
+    `benchmark_binary`: LiteRT's benchmark_model for an adb device (else the registered device's).
+    `profile`: what an adb device reports as its runtime version, and the Core ML compute units for an iPhone.
+    """
+    from ... import devices
+
+    if isinstance(ref, str):
+        ref = devices.parse_device(ref)
+    if ref.kind is TransportKind.LOCAL:
         from .local import LocalTransport
 
         return LocalTransport(python=python, timeout_s=timeout_s)
-    if kind == TransportKind.SSH:
-        from dataclasses import replace
+    if ref.kind is TransportKind.SSH:
+        from .ssh import SshTarget, SshTransport
 
-        from .ssh import SshTransport, parse_ssh_uri
+        return SshTransport(SshTarget.from_ref(ref, python=python), timeout_s=timeout_s)
+    if ref.kind is TransportKind.ADB:
+        from .adb import AdbTransport
 
-        target = parse_ssh_uri(device)
-        return SshTransport(replace(target, python=python) if python else target, timeout_s=timeout_s)
-    if kind in REMOTE:
-        raise no_remote_transport(kind, f"device {device!r}", "benchmark on this machine (device local)")
-    raise DeviceError(f"unknown device {device!r}", "the one device is local (this machine)")
+        return AdbTransport(ref.serial, benchmark_binary=benchmark_binary or ref.benchmark_binary, timeout_s=timeout_s,
+                            runtime_version=profile.runtime_version if profile else None, label=ref.label)
+    if ref.kind is TransportKind.IOS:
+        from .ios import IosTransport
+
+        return IosTransport(ref.udid, timeout_s, compute_units=profile.compute_units if profile else None,
+                            label=ref.label)
+    raise InputError(f"unknown device {ref.uri!r}", f"a device is {devices.URI_FORMS}")  # pragma: no cover

@@ -373,6 +373,10 @@ class AdbTransport:
 
     # ------------------------------------------------------------ the run
 
+    def check_ready(self) -> None:
+        """What can be checked without the phone, before any work: benchmark_model was given and is an executable."""
+        self._binary()
+
     def _binary(self) -> Path:
         if self.benchmark_binary is None:
             raise DeviceError(f"{self.label}: {BINARY_NEEDED}", BINARY_HINT)

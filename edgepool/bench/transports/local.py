@@ -3,6 +3,7 @@
 The agent file is copied to a private temp folder first (as it would be to a device), so nothing from
 edgepool can be imported by accident. The child gets its own session, so a terminal Ctrl-C reaches only
 the CLI, which forwards exactly one SIGINT: the agent then reports the windows it finished and exits.
+`interrupt()` does the same from another thread (the multi-device runner's Ctrl-C).
 A crash of the runtime kills only the child; the windows it already streamed are kept.
 """
 
@@ -32,6 +33,26 @@ class LocalTransport:
     def __init__(self, python: str | None = None, timeout_s: float | None = None) -> None:
         self.python = python or sys.executable
         self.timeout_s = timeout_s
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None  # the agent, while it runs
+        self._grace: threading.Timer | None = None
+
+    def interrupt(self) -> None:
+        """Stop the agent, from any thread (the multi-device runner's Ctrl-C): one SIGINT to the child (it reports
+        the windows it finished), SIGKILL after GRACE_S. `run` then returns an AgentRun with
+        `interrupted` set; so does every later run (the runner makes its transports per benchmark)."""
+        self._stop.set()
+        with self._lock:
+            proc = self._proc
+            if proc is None or self._grace is not None:
+                return
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)
+            self._grace = threading.Timer(GRACE_S, _kill, (proc,))
+            self._grace.daemon = True
+            self._grace.start()
 
     def run(self, request: dict[str, Any], on_event: Any = None) -> AgentRun:
         out = AgentRun()
@@ -52,6 +73,10 @@ class LocalTransport:
                 except OSError as e:
                     raise DeviceError(f"cannot start the agent with {self.python}: {e.strerror or e}",
                                       "give the path of a Python 3 with numpy and a TFLite runtime") from None
+                with self._lock:
+                    self._proc, self._grace = proc, None
+                if self._stop.is_set():  # interrupted while it started
+                    self.interrupt()
                 killer = None
                 if self.timeout_s:
                     killer = threading.Timer(self.timeout_s, _kill, (proc,))
@@ -66,8 +91,15 @@ class LocalTransport:
                     except KeyboardInterrupt:
                         out.interrupted = True
                         _interrupt_and_drain(proc, out)
+                    if self._stop.is_set():
+                        out.interrupted = True
                     proc.wait()
                 finally:
+                    with self._lock:
+                        self._proc = None
+                        if self._grace is not None:
+                            self._grace.cancel()
+                            self._grace = None
                     if killer is not None:
                         killer.cancel()
                     if proc.poll() is None:

@@ -1,7 +1,8 @@
 """SSH transport: the agent runs on a Linux device (Raspberry Pi, Coral Dev Board, Jetson, any board with
 sshd and Python 3.9+) reached with the system OpenSSH client.
 
-    SshTransport(parse_ssh_uri("ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python")).run(request)
+    SshTransport("ssh://pi@raspberrypi.local?python=/home/pi/venv/bin/python").run(request)
+    SshTransport.from_device(edgepool.devices.parse_device("pi5")).run(request)   # a registered device
 
 The way fabric / ansible do it: the system `ssh` (so `~/.ssh/config`, ssh-agent and ProxyJump work),
 `BatchMode=yes` (never a prompt), a connect timeout, keepalives (a dropped connection is noticed in
@@ -33,14 +34,12 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ...errors import DeviceError, InputError
 from . import AGENT_PATH, AgentRun
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
 MIN_PYTHON = (3, 9)
-URI_PARAMS = ("python", "tmpdir")
 SSH_CONFIG_ENV = "EDGEPOOL_SSH_CONFIG"  # an ssh config file to use instead of ~/.ssh/config (ssh -F)
 REMOTE_PREFIX = "edgepool-"  # the private folder's name on the device starts with this
 
@@ -156,41 +155,22 @@ class SshTarget:
     def uri(self) -> str:
         return f"ssh://{self.display}"
 
+    @classmethod
+    def from_ref(cls, ref: Any, python: str | None = None) -> SshTarget:
+        """From a parsed or registered device (`edgepool.devices.DeviceRef`: user, host, port, python, tmpdir);
+        `python` overrides the device's interpreter."""
+        return cls(ref.user, ref.host, ref.port, python or getattr(ref, "python", None) or "python3",
+                   getattr(ref, "tmpdir", None))
+
 
 def parse_ssh_uri(uri: str) -> SshTarget:
     """`ssh://[user@]host[:port][?python=/path][&tmpdir=/path]` -> SshTarget; InputError naming what is wrong.
 
-    `host` may be an alias from ~/.ssh/config (its HostName, User, Port and ProxyJump then apply)."""
-    text = uri.strip()
-    if not text.lower().startswith("ssh://"):
-        raise InputError(f"{uri!r} is not an ssh:// device address",
-                         "write it as ssh://[user@]host[:port][?python=/path/to/python3]")
-    parts = urlsplit(text)
-    try:
-        port = parts.port
-    except ValueError:
-        raise InputError(f"{uri!r}: the port is not a number from 1 to 65535", "write it as ssh://host:22") from None
-    host = parts.hostname or ""
-    user = unquote(parts.username) if parts.username else None
-    if not host:
-        raise InputError(f"{uri!r} names no host", "write it as ssh://[user@]host[:port]")
-    if parts.password is not None:
-        raise InputError(f"{uri!r} holds a password", "use a key (ssh-agent or IdentityFile in ~/.ssh/config); passwords are never asked for")
-    if host.startswith("-") or (user or "").startswith("-"):
-        raise InputError(f"{uri!r}: a host or user name cannot start with '-'", "check the device address")
-    if parts.path not in ("", "/") or parts.fragment:
-        raise InputError(f"{uri!r} has a path", "put the Python to use in the query: ssh://host?python=/path/to/python3")
-    if port == 0:
-        raise InputError(f"{uri!r}: the port is not a number from 1 to 65535", "write it as ssh://host:22")
-    params: dict[str, str] = {}
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        if key not in URI_PARAMS:
-            raise InputError(f"{uri!r}: unknown parameter {key!r}", f"known parameters: {', '.join(URI_PARAMS)}")
-        if not value:
-            raise InputError(f"{uri!r}: {key}= needs a value", f"e.g. ssh://host?{key}=/path")
-        params[key] = value
-    return SshTarget(user=user, host=host, port=port, python=params.get("python", "python3"),
-                     tmpdir=params.get("tmpdir"))
+    A thin call: `edgepool.devices.parse_ssh_uri` is the one parser. `host` may be an alias from ~/.ssh/config
+    (its HostName, User, Port and ProxyJump then apply)."""
+    from ... import devices
+
+    return SshTarget.from_ref(devices.parse_ssh_uri(uri))
 
 
 @dataclass
@@ -217,11 +197,23 @@ class SshTransport:
         self.ssh_config = Path(ssh_config) if ssh_config else None
         self.ssh_options = list(ssh_options)
         self.ssh = ssh
+        self._stop = threading.Event()
+        self._current: _Session | None = None  # the connection running the agent, while it runs
+
+    def interrupt(self) -> None:
+        """Stop the agent, from any thread (the multi-device runner's Ctrl-C): `stop` on the control channel (the
+        agent reports the windows it finished; the wrapper removes its folder), or the connection closed when the
+        upload is unfinished. `run` then returns an AgentRun with
+        `interrupted` set; so does every later run (the runner makes its transports per benchmark)."""
+        self._stop.set()
+        s = self._current
+        if s is not None:
+            s.stop()
 
     @classmethod
     def from_device(cls, ref: Any, **kw: Any) -> SshTransport:
         """From a parsed or registered device (`edgepool.devices.DeviceRef`: user, host, port, python, tmpdir)."""
-        return cls(SshTarget(ref.user, ref.host, ref.port, ref.python or "python3", getattr(ref, "tmpdir", None)), **kw)
+        return cls(SshTarget.from_ref(ref), **kw)
 
     # ------------------------------------------------------------------------------------ commands
     def _base(self) -> list[str]:
@@ -290,6 +282,9 @@ class SshTransport:
                     raise DeviceError(f"cannot run {self.ssh}: {e.strerror or e}",
                                       "install the OpenSSH client (apt install openssh-client)") from None
                 s = _Session(proc, header, files)
+                self._current = s
+                if self._stop.is_set():
+                    s.stop()
                 timer = None
                 if self.timeout_s:
                     timer = threading.Timer(self.timeout_s, s.timeout)
@@ -302,8 +297,11 @@ class SshTransport:
                     except KeyboardInterrupt:
                         out.interrupted = True
                         s.interrupt_and_drain(out)
+                    if self._stop.is_set():
+                        out.interrupted = True
                     proc.wait()
                 finally:
+                    self._current = None
                     if timer is not None:
                         timer.cancel()
                     s.finish()
@@ -493,7 +491,9 @@ class _Session:
             self.proc.kill()
 
     def _kill_later(self) -> None:
-        if self._kill_timer is None:
+        with self.lock:
+            if self._kill_timer is not None:
+                return
             self._kill_timer = threading.Timer(GRACE_S, self.kill_ssh)
             self._kill_timer.daemon = True
             self._kill_timer.start()
@@ -536,11 +536,16 @@ class _Session:
             if on_event is not None:
                 on_event(ev)
 
-    def interrupt_and_drain(self, out: AgentRun) -> None:
-        """Ctrl-C: ask the agent to stop (SIGINT there), then collect what it still sends (bounded by GRACE_S)."""
+    def stop(self) -> None:
+        """Ask the agent to stop (SIGINT there), or close the connection when no agent runs yet; kill the
+        connection after GRACE_S. Safe from any thread."""
         if not self.send(b"stop"):
             self.kill_ssh()
         self._kill_later()
+
+    def interrupt_and_drain(self, out: AgentRun) -> None:
+        """Ctrl-C: ask the agent to stop (SIGINT there), then collect what it still sends (bounded by GRACE_S)."""
+        self.stop()
         try:
             self.read(out, None)
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
