@@ -162,17 +162,9 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
     if max(input_shape[0], input_shape[1]) <= spec.full_res_stem_max:
         pools[0] = "none"
     h, w = input_shape[0], input_shape[1]
-    for i, b in enumerate(spec.blocks):
-        if pools[i] == "none":
-            continue
-        s = b.pool_stride or b.pool_size
-        win = 3 if b.pool == "strided" else b.pool_size
-        h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
-        if h < 1 or w < 1:
-            raise InputError(
-                f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
-                "use fewer blocks, no pooling on some blocks, padding 'same', or a larger image size",
-            )
+    for i, pool in enumerate(pools):
+        if pool != "none":
+            h, w = _downsampled(spec, input_shape, i, h, w)
     inp = L.Input(shape=tuple(input_shape), name="image")
     x = inp
     for i, b in enumerate(spec.blocks):
@@ -210,6 +202,20 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
         x = L.Dropout(spec.dropout, seed=seed, name="dropout")(x)
     out = L.Dense(num_classes, name="logits", kernel_initializer=init())(x)
     return k.Model(inp, out, name=spec.name.replace("-", "_"))
+
+
+def _downsampled(spec: ModelSpec, input_shape: tuple[int, int, int], i: int, h: int, w: int) -> tuple[int, int]:
+    """The feature map size after block `i`'s downsampling step (an error when nothing is left)."""
+    b = spec.blocks[i]
+    s = b.pool_stride or b.pool_size
+    win = 3 if b.pool == "strided" else b.pool_size
+    h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
+    if h < 1 or w < 1:
+        raise InputError(
+            f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
+            "use fewer blocks, no pooling on some blocks, padding 'same', or a larger image size",
+        )
+    return h, w
 
 
 def count_params(model: Any) -> int:
@@ -266,14 +272,7 @@ def _count(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int)
             c = f
         if b.pool == "none" or (i == 0 and first_none):
             continue
-        s = b.pool_stride or b.pool_size
-        win = 3 if b.pool == "strided" else b.pool_size
-        h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
-        if h < 1 or w < 1:
-            raise InputError(
-                f"model {spec.name!r} downsamples a {input_shape[0]}x{input_shape[1]} input to nothing at block {i}",
-                "use fewer blocks, no pooling on some blocks, padding 'same', or a larger image size",
-            )
+        h, w = _downsampled(spec, input_shape, i, h, w)
         if b.pool == "strided":  # a 3x3 conv with stride s (no bias) + BN
             params += 9 * c * c + 4 * c
             macs += h * w * 9 * c * c

@@ -10,27 +10,8 @@ import types
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
-from edgepool.cli import devices as devices_cli
-from edgepool.cli.main import _Group
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer(cls=_Group, add_completion=False)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
-    devices_cli.register(app)
-    return app
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(_app(), list(args))
-    return r.exit_code, r.stdout, r.stderr
+from tests._cli import run
 
 
 @pytest.fixture(autouse=True)

@@ -6,30 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
-from typer.testing import CliRunner
 
 from edgepool._paths import data_dir
-from edgepool.cli import profiles as profiles_cli
-from edgepool.cli.main import _Group
+from tests._cli import run
 
 SHIPPED = data_dir("device_profiles")
-
-
-def _app() -> typer.Typer:
-    app = typer.Typer(cls=_Group, add_completion=False)
-
-    @app.callback()
-    def _root() -> None:
-        pass
-
-    profiles_cli.register(app)
-    return app
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    r = CliRunner().invoke(_app(), list(args))
-    return r.exit_code, r.stdout, r.stderr
 
 
 @pytest.fixture(autouse=True)
