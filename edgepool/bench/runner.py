@@ -132,7 +132,7 @@ def resolve_targets(paths: list[Path]) -> list[Target]:
     return targets
 
 
-def cannot_run(fmt: Format, transport: Transport = Transport.LOCAL) -> str | None:
+def cannot_run(fmt: Format, transport: Transport = Transport.LOCAL, binary: bool = False) -> str | None:
     """Why a device reached over `transport` cannot benchmark a model of format `fmt`, or None when it can.
     Core ML runs on an iPhone only (the example app); an Edge TPU model needs the edgetpu delegate, which the
     agent loads (local, ssh) and neither benchmark_model on Android nor the iPhone app can."""
@@ -144,8 +144,9 @@ def cannot_run(fmt: Format, transport: Transport = Transport.LOCAL) -> str | Non
                 return "a Core ML model: the benchmark agent runs TFLite models only"
             return f"a Core ML model: Core ML runs only on macOS/iOS, not on {platform.system() or 'this system'}"
         return f"a Core ML model: it is measured on an iPhone (ios://), not over {transport.value}"
-    if fmt is Format.EDGETPU_TFLITE and transport in (Transport.ADB, Transport.IOS):
-        tool = "benchmark_model on Android" if transport is Transport.ADB else "the iPhone app"
+    if fmt is Format.EDGETPU_TFLITE and (binary or transport in (Transport.ADB, Transport.IOS)):
+        tool = ("benchmark_model on Android" if transport is Transport.ADB else "benchmark_model" if binary
+                else "the iPhone app")
         return f"an Edge TPU model: it needs the edgetpu delegate, which {tool} cannot load"
     return None
 
@@ -208,6 +209,15 @@ class DevicePlan:
     def kind(self) -> Transport:
         return self.ref.kind
 
+    @property
+    def binary(self) -> bool:
+        """Measured with LiteRT's benchmark_model (adb, or ssh given a benchmark binary), not the agent."""
+        return _uses_binary(self.kind, self.transport)
+
+
+def _uses_binary(kind: Transport, transport: Any) -> bool:
+    return kind is Transport.ADB or (kind is Transport.SSH and getattr(transport, "benchmark_binary", None) is not None)
+
 
 def _identity(ref: DeviceRef) -> tuple[Any, ...]:
     """What makes two device names the same physical device (as far as the names tell)."""
@@ -216,15 +226,19 @@ def _identity(ref: DeviceRef) -> tuple[Any, ...]:
     return (ref.kind, ref.serial, ref.udid)
 
 
-def _check_delegates(kind: Transport, delegates: list[str]) -> None:
-    if kind is Transport.ADB:
+def _check_delegates(kind: Transport, delegates: list[str], binary: bool = False) -> None:
+    if kind is Transport.ADB or binary:
         from . import benchmark_model as bm
 
         try:
             bm.delegate_flags(delegates)
         except ValueError as e:
-            raise InputError(f"delegate {e.args[0]!r} cannot be applied by benchmark_model on Android",
-                             "use xnnpack, gpu or nnapi (the Edge TPU runs on Coral boards, over ssh)") from None
+            if kind is Transport.ADB:
+                raise InputError(f"delegate {e.args[0]!r} cannot be applied by benchmark_model on Android",
+                                 "use xnnpack, gpu or nnapi (the Edge TPU runs on Coral boards, over ssh)") from None
+            raise InputError(f"delegate {e.args[0]!r} cannot be applied by benchmark_model",
+                             "use xnnpack, gpu or nnapi with a benchmark binary, or measure with the agent (no "
+                             "benchmark binary) for the Edge TPU") from None
         return
     for d in delegates:
         delegate_library(d)
@@ -251,10 +265,11 @@ def plan_devices(options: BenchOptions) -> list[DevicePlan]:
         prof = _device_profile(options.profile or ref.profile, ref)
         threads = options.threads if options.threads is not None else ((prof.threads if prof else None) or 1)
         delegates = options.delegates if options.delegates is not None else (list(prof.delegates) if prof else [])
-        _check_delegates(ref.kind, delegates)  # fail on an unknown name before any work
         transport = get_transport(ref, python=options.python, timeout_s=options.timeout_s,
                                   benchmark_binary=options.benchmark_binary, profile=prof)
-        ready = getattr(transport, "check_ready", None)  # what can be told without the device (adb: the binary)
+        # fail on an unknown name before any work (benchmark_model's names with a binary: adb, or ssh given one)
+        _check_delegates(ref.kind, delegates, _uses_binary(ref.kind, transport))
+        ready = getattr(transport, "check_ready", None)  # what can be told without the device (the binary)
         if callable(ready):
             ready()
         plans.append(DevicePlan(ref, prof, threads, list(delegates), transport))
@@ -323,19 +338,21 @@ def _delegates_for(target: Target, delegates: list[str]) -> list[str]:
 
 
 def _request(target: Target, options: BenchOptions, kind: Transport, threads: int | None,
-             delegates: list[str]) -> dict[str, Any]:
-    """The agent request for `target` on a device reached over `kind`. benchmark_model (adb) and the iPhone app
-    feed random inputs (no accuracy); adb takes delegate names (xnnpack, gpu, nnapi), not libraries."""
+             delegates: list[str], binary: bool = False) -> dict[str, Any]:
+    """The agent request for `target` on a device reached over `kind`. benchmark_model (adb, or ssh with a
+    benchmark binary: `binary`) and the iPhone app feed random inputs (no accuracy); benchmark_model takes
+    delegate names (xnnpack, gpu, nnapi), not libraries."""
     delegates = _delegates_for(target, delegates)
-    if kind in (Transport.ADB, Transport.IOS):
+    binary = binary or kind is Transport.ADB
+    if kind in (Transport.ADB, Transport.IOS) or binary:
         if options.inputs == "samples":
-            raise InputError(f"{target.name}: real samples need the benchmark agent, and a {kind.value} device "
+            what = "benchmark_model" if binary else f"a {kind.value} device"
+            raise InputError(f"{target.name}: real samples need the benchmark agent, and {what} "
                              "measures with random inputs", "benchmark with random inputs (or auto) there")
         inputs: dict[str, Any] = {"mode": "random", "seed": options.seed,
                                   "normalization": (target.sidecar or {}).get("normalization")}
-        request = build_request(target.model_path.resolve(), options, threads, [] if kind is Transport.ADB else delegates,
-                                inputs)
-        if kind is Transport.ADB:
+        request = build_request(target.model_path.resolve(), options, threads, [] if binary else delegates, inputs)
+        if binary:
             request["delegate_names"] = list(delegates)
         return request
     inputs = _inputs(target, options.inputs, options)
@@ -343,14 +360,14 @@ def _request(target: Target, options: BenchOptions, kind: Transport, threads: in
 
 
 def measurement_key(target: Target, options: BenchOptions, threads: int | None, delegates: list[str],
-                    kind: Transport = Transport.LOCAL) -> str | None:
+                    kind: Transport = Transport.LOCAL, binary: bool = False) -> str | None:
     """What makes two measurements the same: the model's bytes without the edgepool metadata plus the agent
     request apart from the model path (threads, delegates, inputs, protocol). None when it cannot be told
     (a model folder, an unreadable file, inputs that are an error): such a model is always measured."""
-    if cannot_run(target.format, kind) or not target.model_path.is_file():
+    if cannot_run(target.format, kind, binary) or not target.model_path.is_file():
         return None
     try:
-        request = _request(target, options, kind, threads, delegates)
+        request = _request(target, options, kind, threads, delegates, binary)
         data = target.model_path.read_bytes()
     except (EdgepoolError, OSError):
         return None
@@ -371,7 +388,7 @@ def shared_result(measured: BenchmarkResult, target: Target) -> BenchmarkResult:
 
 def benchmark_one(target: Target, options: BenchOptions, transport: Any, device: str, profile: str | None,
                   threads: int | None, delegates: list[str], progress: ProgressFn | None = None,
-                  kind: Transport = Transport.LOCAL) -> BenchmarkResult:
+                  kind: Transport = Transport.LOCAL, binary: bool = False) -> BenchmarkResult:
     """Run one model on one device (`device`: its label, reached over `kind` through `transport`).
     Raises an EdgepoolError when nothing could be measured.
 
@@ -381,10 +398,10 @@ def benchmark_one(target: Target, options: BenchOptions, transport: Any, device:
     with the BenchmarkResult as data["result"]).
     """
     fmt = target.format
-    reason = cannot_run(fmt, kind)
+    reason = cannot_run(fmt, kind, binary)
     if reason:
         raise DeviceError(f"{target.name}: {reason}", _skip_hint(fmt))
-    request = _request(target, options, kind, threads, delegates)
+    request = _request(target, options, kind, threads, delegates, binary)
     used = list(request.get("delegate_names") or _delegates_for(target, delegates))
     result = BenchmarkResult(
         name=target.name, model_path=str(target.model_path), format=fmt.value, recipe=target.recipe, device=device,
@@ -462,7 +479,7 @@ def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, 
     for target in targets:
         if stop is not None and stop.is_set():
             break
-        reason = cannot_run(target.format, kind) if target.in_run else None
+        reason = cannot_run(target.format, kind, plan.binary) if target.in_run else None
         if reason:
             results.append(_unmeasured(target, device, profile, threads, delegates, kind, skipped=reason))
             note(target, 0, {"event": "skipped", "reason": reason})
@@ -470,7 +487,7 @@ def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, 
         if broken is not None:
             results.append(_unmeasured(target, device, profile, threads, delegates, kind, error=dict(broken)))
             continue
-        key = measurement_key(target, options, threads, delegates, kind) if len(targets) > 1 else None
+        key = measurement_key(target, options, threads, delegates, kind, plan.binary) if len(targets) > 1 else None
         if key is not None and key in by_key:
             res = shared_result(by_key[key], target)
             results.append(res)
@@ -487,7 +504,8 @@ def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, 
                     break
         measured += 1
         try:
-            res = benchmark_one(target, options, plan.transport, device, profile, threads, delegates, progress, kind)
+            res = benchmark_one(target, options, plan.transport, device, profile, threads, delegates, progress, kind,
+                                plan.binary)
         except EdgepoolError as e:
             if not keep_going:
                 raise

@@ -60,7 +60,7 @@ def benchmark(
     stable: Annotated[bool, typer.Option("--stable", help="Numbers worth publishing: wait for a steady temperature, pin the last core (unless --affinity), at least 10 windows of 2 s")] = False,
     runtime: Annotated[str, typer.Option("--runtime", help="auto | ai_edge_litert | tflite_runtime | tensorflow")] = "auto",
     python: Annotated[str | None, typer.Option("--python", help="Python that runs the agent (local device; ssh: instead of the URI's ?python=)")] = None,
-    benchmark_binary: Annotated[Path | None, typer.Option("--benchmark-binary", help="LiteRT's benchmark_model for Android (adb devices; default: the registered device's)")] = None,
+    benchmark_binary: Annotated[Path | None, typer.Option("--benchmark-binary", help="LiteRT's benchmark_model binary: for adb devices, or for ssh devices to measure with it instead of the agent (no Python needed there; default: the registered device's)")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop a model's run on the device after this many seconds")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the results JSON here instead of RUN/benchmarks/")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Save results into each run's benchmarks/")] = True,

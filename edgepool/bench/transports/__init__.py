@@ -2,7 +2,8 @@
 back as an AgentRun:
 
 - `local` (`local.py`): `agent.py` in a child process on this machine;
-- `ssh` (`ssh.py`): `agent.py` on a Linux board with Python 3.9+, through the system OpenSSH client;
+- `ssh` (`ssh.py`): `agent.py` on a Linux board with Python 3.9+, through the system OpenSSH client (or, given
+  a benchmark binary, LiteRT's `benchmark_model` there: no Python needed);
 - `adb` (`adb.py`): LiteRT's `benchmark_model` binary on an Android phone (no agent: no windows, no accuracy);
 - `ios` (`ios.py`): the edgepool example app on an iPhone, driven through pymobiledevice3.
 
@@ -53,7 +54,8 @@ def get_transport(ref: DeviceRef | str, python: str | None = None, timeout_s: fl
     """The transport for the device `ref` (a DeviceRef, or the text `edgepool.devices.parse_device` takes).
 
     `python`: the interpreter that runs the agent (local; ssh: instead of the URI's `?python=`).
-    `benchmark_binary`: LiteRT's benchmark_model for an adb device (else the registered device's).
+    `benchmark_binary`: LiteRT's benchmark_model for an adb device, or for an ssh device to measure with instead
+    of the agent (else the registered device's).
     `profile`: what an adb device reports as its runtime version, and the Core ML compute units for an iPhone.
     """
     from ... import devices
@@ -67,7 +69,8 @@ def get_transport(ref: DeviceRef | str, python: str | None = None, timeout_s: fl
     if ref.kind is TransportKind.SSH:
         from .ssh import SshTarget, SshTransport
 
-        return SshTransport(SshTarget.from_ref(ref, python=python), timeout_s=timeout_s)
+        return SshTransport(SshTarget.from_ref(ref, python=python), timeout_s=timeout_s,
+                            benchmark_binary=benchmark_binary or ref.benchmark_binary)
     if ref.kind is TransportKind.ADB:
         from .adb import AdbTransport
 

@@ -20,6 +20,14 @@ the agent reports the windows it finished), `kill` SIGKILL (timeout), and end-of
 the connection gone) SIGINT, then SIGKILL after a grace period. If the wrapper cannot confirm that the
 folder is gone, a second connection removes it (`rm -rf` of the quoted path), also after a timeout,
 an error or Ctrl-C.
+
+Binary mode (`benchmark_binary=`: LiteRT's static `benchmark_model`, for a board without Python or when the
+user prefers it): no agent and no Python on the device. The one connection runs BINARY_SCRIPT under the
+device's POSIX `sh`: it makes the private folder (`mktemp -d`), unpacks a tar stream of the model and the
+binary from stdin (`tar x`: binary mode needs sh and tar there), runs the binary with `command_line`'s
+arguments (under `taskset` when pinning is asked for and taskset exists), passes its output back, and removes
+the folder when it ends, fails, or this side closes the connection (timeout, Ctrl-C: end-of-file on stdin
+stops the binary). The output is parsed by `edgepool.bench.benchmark_model` into the agent's result fields.
 """
 
 from __future__ import annotations
@@ -27,15 +35,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
+import tarfile
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...errors import DeviceError, InputError
+from .. import benchmark_model as bm
 from . import AGENT_PATH, AgentRun
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
@@ -133,6 +145,53 @@ os._exit(code if code >= 0 else 128 - code)
 '''.replace("__MIN_PYTHON__", repr(MIN_PYTHON)).replace("__PREFIX__", REMOTE_PREFIX).replace("__GRACE__", repr(GRACE_S))
 
 
+# Binary mode: runs under the device's POSIX sh (no Python there). $1: where to make the private folder ("": $TMPDIR
+# or /tmp), $2: the CPU mask for taskset ("": no pinning), the rest: benchmark_model's argument list, relative to
+# the folder. stdin: a tar stream of the model and the binary, then kept open until this side is done; its
+# end-of-file (this side closed it, or the connection is gone) stops the binary. Lines starting with "@edgepool "
+# are the script's; everything else is the binary's output (stdout and stderr).
+BINARY_SCRIPT = r"""
+base=${1:-${TMPDIR:-/tmp}}
+mask=$2
+shift 2
+say() { printf '@edgepool %s\n' "$*"; }
+case $base in "~") base=$HOME ;; "~/"*) base=$HOME/${base#"~/"} ;; esac
+command -v tar >/dev/null 2>&1 || { say "error notar"; exit 3; }
+d=$(mktemp -d "$base/__PREFIX__XXXXXXXX" 2>/dev/null) || d=
+if [ -z "$d" ]; then
+  d=$base/__PREFIX__$$
+  mkdir -m 700 "$d" 2>/dev/null || { say "error tmpdir"; exit 3; }
+fi
+trap 'rm -rf "$d"' EXIT
+trap 'rm -rf "$d"; exit 129' HUP
+trap 'rm -rf "$d"; exit 130' INT
+trap 'rm -rf "$d"; exit 143' TERM
+say "staged $d"
+say "cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null)"
+say "cpu $(awk -F': *' '/^(model name|Model|Hardware)[ \t]*:/ {print $2; exit}' /proc/cpuinfo 2>/dev/null)"
+say "uname $(uname -srm 2>/dev/null)"
+(cd "$d" && tar xf -) || { say "error untar"; exit 3; }
+cd "$d" || exit 3
+chmod 755 ./__BINARY__ || { say "error chmod"; exit 3; }
+if [ -n "$mask" ]; then
+  if command -v taskset >/dev/null 2>&1; then set -- taskset "$mask" "$@"; say "pinned $mask"; else say "unpinned"; fi
+fi
+exec 3<&0
+"$@" </dev/null 2>&1 &
+pid=$!
+{ cat <&3; kill -TERM "$pid"; sleep __GRACE__; kill -KILL "$pid"; } >/dev/null 2>&1 &
+w=$!
+exec 3<&-
+wait "$pid"
+rc=$?
+kill "$w" 2>/dev/null
+cd / && rm -rf "$d"
+echo
+if [ -e "$d" ]; then say "exit $rc kept"; else say "exit $rc removed"; fi
+""".replace("__PREFIX__", REMOTE_PREFIX).replace("__GRACE__", str(int(GRACE_S // 3))).replace("__BINARY__", "benchmark_model")
+BINARY_NAME = "benchmark_model"  # the binary's name in the private folder
+
+
 @dataclass(frozen=True)
 class SshTarget:
     """A device reached over ssh. `user`/`port` None: as the ssh configuration says. `python`: the device's
@@ -189,8 +248,10 @@ class SshTransport:
 
     def __init__(self, target: SshTarget | str, timeout_s: float | None = None, connect_timeout_s: float = 10,
                  ssh_config: Path | str | None = None, ssh_options: list[str] | tuple[str, ...] = (),
-                 ssh: str = "ssh") -> None:
+                 ssh: str = "ssh", benchmark_binary: Path | str | None = None) -> None:
         self.target = parse_ssh_uri(target) if isinstance(target, str) else target
+        # LiteRT's benchmark_model (a host file): set, `run` measures with it instead of the agent (binary mode)
+        self.benchmark_binary = Path(benchmark_binary).expanduser() if benchmark_binary else None
         self.timeout_s = timeout_s
         self.connect_timeout_s = connect_timeout_s
         ssh_config = ssh_config or os.environ.get(SSH_CONFIG_ENV) or None
@@ -236,7 +297,10 @@ class SshTransport:
 
     # ---------------------------------------------------------------------------------------- run
     def run(self, request: dict[str, Any], on_event: Any = None) -> SshRun:
-        """Like LocalTransport.run: stage, run the agent on the device, stream its events, clean up."""
+        """Like LocalTransport.run: stage, run the agent on the device, stream its events, clean up.
+        With a benchmark binary: `run_binary`."""
+        if self.benchmark_binary is not None:
+            return self.run_binary(request, on_event)
         req = json.loads(json.dumps(request))
         files: list[tuple[str, Path | bytes]] = [("agent.py", AGENT_PATH), ("model.tflite", Path(req["model_path"]))]
         req["model_path"] = "model.tflite"  # relative to the private folder, the agent's working directory
@@ -311,6 +375,153 @@ class SshTransport:
                         out.remote_dir_removed = self._remove(s.dir)
             out.stderr_tail = _tail(err_path)
         return self._conclude(out, s, proc.returncode)
+
+    # ------------------------------------------------------------------------------- binary mode
+    def check_ready(self) -> None:
+        """What can be checked without the device (binary mode): the benchmark binary is a readable file."""
+        if self.benchmark_binary is not None and not self.benchmark_binary.is_file():
+            raise InputError(f"benchmark_model binary {self.benchmark_binary} does not exist",
+                             "give the path of LiteRT's benchmark_model built for the board (e.g. linux_aarch64)")
+
+    def run_binary(self, request: dict[str, Any], on_event: Any = None) -> SshRun:
+        """Measure `request["model_path"]` with LiteRT's benchmark_model on the device (binary mode, no Python
+        there): one connection uploads the model and the binary into a private folder, runs it, and removes the
+        folder (also after a failure, a timeout or Ctrl-C). An SshRun whose `result` has the agent's result
+        fields (`bm.result_record`); a model the binary cannot run comes back as its `error`. A DeviceError
+        when nothing ran (unreachable, no tar, no space, a timeout)."""
+        emit = on_event or (lambda ev: None)
+        self.check_ready()
+        binary = self.benchmark_binary
+        assert binary is not None
+        model = Path(request["model_path"])
+        if not model.is_file():
+            raise InputError(f"{model} does not exist", "benchmark a .tflite file (benchmark_model runs TFLite models)")
+        delegates = _delegate_names(request)
+        affinity = [int(c) for c in request.get("affinity") or []]
+        mask = f"{sum(1 << c for c in affinity):x}" if affinity else ""
+        name = model.name if model.name not in ("", BINARY_NAME) else "model.tflite"
+        windows = max(1, int(request.get("windows") or 1))
+        num_runs = int(request.get("runs") or 50) * windows
+        argv = bm.command_line(
+            f"./{BINARY_NAME}", name, threads=request.get("threads"), delegates=delegates,
+            warmup_runs=int(request.get("warmup_runs", 1)), warmup_min_seconds=float(request.get("warmup_min_seconds", 0.5)),
+            runs=num_runs, min_seconds=float(request.get("min_seconds", 1.0)) * windows,
+            max_seconds=float(request.get("max_seconds") or 150.0), run_delay_s=float(request.get("run_delay_s") or 0.0),
+        )
+        argv[1] = f"--graph=./{name}" if name.startswith("-") else argv[1]
+        files = [(name, model, 0o644), (BINARY_NAME, binary, 0o755)]
+        remote = ["sh", "-c", BINARY_SCRIPT, "edgepool-benchmark", self.target.tmpdir or "", mask, *argv]
+        out = SshRun()
+        s = _BinarySession(self.command(*remote), files)
+        emit({"event": "progress", "phase": "upload", "done": 0, "total": 1})
+        with tempfile.TemporaryDirectory(prefix="edgepool-ssh-") as tmp:
+            err_path = Path(tmp) / "stderr.txt"
+            with open(err_path, "wb") as err:
+                s.start(err, self.ssh)
+                self._current = s  # type: ignore[assignment]
+                if self._stop.is_set():
+                    s.stop()
+                timer = threading.Timer(self._binary_timeout(request), s.timeout)
+                timer.daemon = True
+                timer.start()
+                try:
+                    try:
+                        s.read(emit, self)
+                    except KeyboardInterrupt:
+                        out.interrupted = True
+                        s.stop()
+                        with contextlib.suppress(KeyboardInterrupt):
+                            s.read(None, self)
+                    if self._stop.is_set():
+                        out.interrupted = True
+                finally:
+                    self._current = None
+                    timer.cancel()
+                    s.finish()
+                    out.remote_dir = s.dir
+                    out.remote_dir_removed = bool(s.removed)
+                    if s.dir and not out.remote_dir_removed:
+                        out.remote_dir_removed = self._remove(s.dir)
+            out.stderr_tail = _tail(err_path)
+        return self._binary_conclusion(out, s, request, model, binary, delegates, affinity, num_runs, emit)
+
+    def _binary_timeout(self, request: dict[str, Any]) -> float:
+        """The given timeout, else twice the binary's own --max_secs plus time for the upload (as adb does)."""
+        if self.timeout_s:
+            return float(self.timeout_s)
+        return 2.0 * float(request.get("max_seconds") or 150.0) + 300.0
+
+    def _binary_conclusion(self, out: SshRun, s: _BinarySession, request: dict[str, Any], model: Path, binary: Path,
+                           delegates: list[str], affinity: list[int], num_runs: int, emit: Any) -> SshRun:
+        t = self.target
+        ssh_rc = s.proc.returncode if s.proc is not None else None
+        if s.error is not None and not out.interrupted:
+            raise self._binary_setup_error(s.error, out.stderr_tail)
+        if s.dir is None:
+            if out.interrupted:
+                out.returncode = ssh_rc
+                return out
+            if s.timed_out:
+                raise DeviceError(f"{t.display} did not answer within {self.timeout_s:g} s",
+                                  "check the device and the network, or allow more time")
+            if ssh_rc in (126, 127) and "sh" in (out.stderr_tail or "").lower():
+                raise DeviceError(f"{t.display} has no POSIX sh to run benchmark_model",
+                                  "binary mode needs sh and tar on the device")
+            raise self.connection_error(ssh_rc, out.stderr_tail)
+        out.returncode = s.returncode if s.returncode is not None else ssh_rc
+        leftover = "" if out.remote_dir_removed else f"; remove {out.remote_dir} there"
+        if out.interrupted:
+            return out
+        if s.timed_out:
+            raise DeviceError(f"{t.display}: benchmark_model did not finish within {self._binary_timeout(request):g} s; "
+                              "it was stopped",
+                              "allow more time (--timeout), or fewer runs" + leftover)
+        if s.returncode is None:
+            raise DeviceError(f"{t.display}: connection lost while benchmark_model ran "
+                              f"({_last_line(out.stderr_tail) or f'ssh exit code {ssh_rc}'})",
+                              "check the device and the network, then run again" + leftover)
+        text = s.text()
+        out.stderr_tail = "\n".join([x for x in text.strip().splitlines() if x.strip()][-20:])
+        parsed = bm.parse_benchmark_model(text)
+        if parsed["failed"] or s.returncode != 0:
+            out.error = _binary_failure(parsed, s.returncode, text, t.display)
+            out.events.append(out.error)
+            emit(out.error)
+            return out
+        env: dict[str, Any] = {"transport": self.name, "device": t.uri, "cpu_model": s.cpu_model,
+                               "cpu_count": s.cpu_count, "affinity": affinity or None,
+                               "pinned": s.pinned, "benchmark_binary": str(binary), "remote_dir_removed":
+                               out.remote_dir_removed}
+        if s.uname:
+            parts = s.uname.split()
+            env["os"] = " ".join(parts[:2]) or None
+            env["machine"] = parts[-1] if len(parts) >= 3 else None
+        version = _binary_version(text)
+        out.result = bm.result_record(parsed, transport=self.name, model_size_bytes=model.stat().st_size,
+                                      threads=request.get("threads"), delegates=delegates, requested_runs=num_runs,
+                                      environment=env, runtime_version=version)
+        out.result["benchmark_binary"] = str(binary)
+        if affinity and s.pinned is False:
+            out.result["notes"].append("taskset is not installed on the device: the binary ran unpinned")
+        out.events.append(out.result)
+        emit(out.result)
+        return out
+
+    def _binary_setup_error(self, kind: str, stderr: str) -> DeviceError:
+        t = self.target
+        where = t.tmpdir or "its temp folder"
+        if kind == "notar":
+            return DeviceError(f"{t.display} has no tar: benchmark_model cannot be copied there without Python",
+                               "install tar on the device (binary mode needs a POSIX sh and tar)")
+        if kind == "tmpdir":
+            return DeviceError(f"cannot create a private folder in {where} on {t.display}",
+                               "name a writable folder in the device URI: ?tmpdir=/path")
+        last = _last_line(stderr)
+        if "no space" in last.lower():
+            return DeviceError(f"no space left on {t.display} in {where} for the model and benchmark_model",
+                               "free some space there, or name another folder in the device URI: ?tmpdir=/path")
+        return DeviceError(f"cannot copy benchmark_model to {t.display}: {last or kind}",
+                           "check the device's temp folder (permissions, read-only file system)")
 
     def _remove(self, remote_dir: str) -> bool:
         """Second connection: `rm -rf` the private folder (only a folder the wrapper made)."""
@@ -561,6 +772,166 @@ class _Session:
         with contextlib.suppress(OSError, ValueError):
             assert self.proc.stdin is not None
             self.proc.stdin.close()
+
+
+class _BinarySession:
+    """One ssh connection running BINARY_SCRIPT: the tar upload, the binary's output and what the script said."""
+
+    def __init__(self, argv: list[str], files: list[tuple[str, Path, int]]) -> None:
+        self.argv = argv
+        self.files = files
+        self.proc: subprocess.Popen | None = None
+        self.lock = threading.Lock()
+        self.lines: list[str] = []
+        self.dir: str | None = None
+        self.uname: str | None = None
+        self.cpu_count: int | None = None
+        self.cpu_model: str | None = None
+        self.pinned: bool | None = None
+        self.error: str | None = None
+        self.returncode: int | None = None
+        self.removed = False
+        self.timed_out = False
+        self._kill_timer: threading.Timer | None = None
+
+    def start(self, err: Any, ssh: str) -> None:
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                                         start_new_session=True)
+        except OSError as e:
+            raise DeviceError(f"cannot run {ssh}: {e.strerror or e}",
+                              "install the OpenSSH client (apt install openssh-client)") from None
+        threading.Thread(target=self._upload, daemon=True).start()
+
+    def _upload(self) -> None:
+        """A tar stream of the files on stdin; stdin then stays open (its end stops the binary)."""
+        assert self.proc is not None and self.proc.stdin is not None
+        try:
+            with tarfile.open(fileobj=self.proc.stdin, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for name, src, mode in self.files:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = src.stat().st_size, mode, int(time.time())
+                    with open(src, "rb") as f:
+                        tar.addfile(info, f)
+            self.proc.stdin.flush()
+        except (OSError, ValueError, tarfile.TarError):
+            self.close_stdin()  # the remote side went away, or this side stopped it
+
+    def read(self, emit: Any, transport: SshTransport) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in iter(self.proc.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if not line.startswith("@edgepool "):
+                self.lines.append(line)
+                continue
+            word, _, rest = line[len("@edgepool "):].partition(" ")
+            if word == "staged":
+                self.dir = rest
+            elif word == "cpus":
+                with contextlib.suppress(ValueError):
+                    self.cpu_count = int(rest.strip())
+            elif word == "cpu":
+                self.cpu_model = rest.strip() or None
+            elif word == "uname":
+                self.uname = rest.strip() or None
+                if emit is not None:
+                    emit({"event": "progress", "phase": "upload", "done": 1, "total": 1})
+                    emit({"event": "hello", "runtime": bm.TOOL, "runtime_version": None, "transport": transport.name,
+                          "device": transport.target.uri, "protocol": 1})
+            elif word in ("pinned", "unpinned"):
+                self.pinned = word == "pinned"
+            elif word == "error":
+                self.error = rest.strip() or "unknown"
+            elif word == "exit":
+                code, _, state = rest.partition(" ")
+                with contextlib.suppress(ValueError):
+                    self.returncode = int(code)
+                self.removed = state.strip() == "removed"
+                self.close_stdin()  # done: lets the script's stdin watcher end
+                return  # nothing follows (a process the binary left behind may keep the connection open)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def close_stdin(self) -> None:
+        with self.lock, contextlib.suppress(OSError, ValueError):
+            if self.proc is not None and self.proc.stdin is not None:
+                self.proc.stdin.close()
+
+    def kill_ssh(self) -> None:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            if self.proc is not None:
+                self.proc.kill()
+
+    def stop(self) -> None:
+        """Stop the binary (end-of-file on its stdin watcher: SIGTERM, SIGKILL later); kill the connection after
+        GRACE_S. Safe from any thread."""
+        self.close_stdin()
+        with self.lock:
+            if self._kill_timer is None:
+                self._kill_timer = threading.Timer(GRACE_S, self.kill_ssh)
+                self._kill_timer.daemon = True
+                self._kill_timer.start()
+
+    def timeout(self) -> None:
+        self.timed_out = True
+        self.stop()
+
+    def finish(self) -> None:
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        if self.proc is None:
+            return
+        self.close_stdin()
+        try:
+            self.proc.wait(timeout=5.0 if self.returncode is not None else GRACE_S)
+        except subprocess.TimeoutExpired:
+            self.kill_ssh()
+            with contextlib.suppress(Exception):
+                self.proc.wait(timeout=30)
+
+
+def _delegate_names(request: dict[str, Any]) -> list[str]:
+    """The delegates benchmark_model applies (names: xnnpack, gpu, nnapi); InputError for one it cannot."""
+    if request.get("delegate_names") is not None:
+        names = list(request["delegate_names"])
+    else:
+        names = [d if isinstance(d, str) else (d.get("name") or d.get("library")) for d in request.get("delegates") or []]
+    try:
+        bm.delegate_flags(names)
+    except ValueError as e:
+        raise InputError(f"delegate {e.args[0]!r} cannot be applied by benchmark_model",
+                         "use xnnpack, gpu or nnapi with a benchmark binary, or measure with the agent "
+                         "(no benchmark binary) for the Edge TPU") from None
+    return names
+
+
+def _binary_failure(parsed: dict[str, Any], rc: int | None, text: str, where: str) -> dict[str, Any]:
+    """The run's `error` event for a benchmark_model that failed: its last ERROR line, on one line."""
+    real = [e for e in parsed["errors"] if e != "no benchmark results in the output"]
+    errors = [e for e in real if "Benchmarking failed" not in e] or real
+    low = " ".join(errors).lower()
+    last = errors[-1] if errors else (_last_line(text) if rc else "no benchmark results in the output")
+    last = " ".join((last or f"exit code {rc}").split())
+    if rc in (126, 127) or "exec format error" in low or "exec format error" in text.lower():
+        kind, hint = "device", "the device could not execute benchmark_model: give LiteRT's static build for its architecture"
+    elif "didn't find op" in low or "custom op" in low or "unresolved" in low or "registration failed" in low:
+        kind, hint = "device", "this benchmark_model is older than the model's ops: use a newer binary, or export for an older runtime"
+    elif "failed to load model" in low or "model loader" in low or "flatbuffer" in low:
+        kind, hint = "input", "the model file is not a valid TFLite model; re-export it"
+    else:
+        kind, hint = "device", "benchmark_model could not run this model there; its output is in the stderr tail"
+    return {"event": "error", "kind": kind, "message": f"benchmark_model failed on {where} (exit code {rc}): {last}",
+            "hint": hint}
+
+
+_VERSION = re.compile(r"(?:LiteRT|TensorFlow Lite|TFLite)[^\n]*?\bversion[:= ]+v?(\d+\.\d+[\w.+-]*)", re.IGNORECASE)
+
+
+def _binary_version(text: str) -> str | None:
+    """The runtime version benchmark_model printed, if it did (most releases do not)."""
+    m = _VERSION.search(text)
+    return m.group(1) if m else None
 
 
 def _mb(n: Any) -> str:
