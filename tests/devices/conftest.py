@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests._bench_models import cached_digits_run
 from tests.devices import build_pi
 
 SSHD = "/usr/sbin/sshd"
@@ -243,3 +244,17 @@ def _stop(proc: subprocess.Popen) -> None:
     for pid in left:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return cached_digits_run()
+
+
+@pytest.fixture
+def device_tmp(tmp_path: Path) -> Path:
+    """The loopback device's temp folder for one test; it must be empty when the test ends."""
+    d = tmp_path / "device tmp $(touch pwned-tmp) 'q'"
+    d.mkdir()
+    yield d
+    assert list(d.iterdir()) == [], "the private folder was left on the device"

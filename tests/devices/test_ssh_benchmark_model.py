@@ -22,24 +22,9 @@ from edgepool.bench.runner import benchmark, benchmark_one, plan_devices
 from edgepool.bench.transports.ssh import SSH_CONFIG_ENV, SshTransport
 from edgepool.errors import DeviceError
 from edgepool.types import Transport
-from tests._bench_models import cached_digits_run
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "benchmark_model"
 FAST = dict(warmup_runs=1, warmup_min_seconds=0.05, runs=10, min_seconds=0.05, windows=2)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return cached_digits_run()
-
-
-@pytest.fixture
-def device_tmp(tmp_path: Path) -> Path:
-    """The loopback device's temp folder for one test; it must be empty when the test ends."""
-    d = tmp_path / "device tmp $(touch pwned-tmp) 'q'"
-    d.mkdir()
-    yield d
-    assert list(d.iterdir()) == [], "the private folder was left on the device"
 
 
 def stand_in(tmp_path: Path, fixture: str, exit_code: int = 0) -> tuple[Path, Path]:

@@ -25,24 +25,9 @@ from edgepool.bench.transports import get_transport
 from edgepool.bench.transports.local import LocalTransport
 from edgepool.bench.transports.ssh import SSH_CONFIG_ENV, SshTarget, SshTransport, parse_ssh_uri
 from edgepool.errors import DeviceError, InputError
-from tests._bench_models import cached_digits_run
 from tests.devices.conftest import free_port, write_client_config
 
 FAST = dict(warmup_runs=1, warmup_min_seconds=0.05, runs=10, min_seconds=0.05, windows=2)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return cached_digits_run()
-
-
-@pytest.fixture
-def device_tmp(tmp_path: Path) -> Path:
-    """The loopback device's temp folder for one test; it must be empty when the test ends."""
-    d = tmp_path / "device tmp $(touch pwned-tmp) 'q'"
-    d.mkdir()
-    yield d
-    assert list(d.iterdir()) == [], "the private folder was left on the device"
 
 
 def request(export: Path, run_dir: Path | None = None, save_outputs: int = 0, **opts) -> dict:

@@ -40,6 +40,20 @@ class AgentRun:
     interrupted: bool = False  # the host was interrupted (Ctrl-C) and stopped the agent
     stderr_tail: str = ""
 
+    def take(self, ev: dict[str, Any], on_event: Any = None) -> None:
+        """File one agent event (windows apart, the result and the error noted) and pass it on."""
+        kind = ev.get("event")
+        if kind == "window":
+            self.windows.append(ev)
+        else:
+            self.events.append(ev)
+            if kind == "result":
+                self.result = ev
+            elif kind == "error":
+                self.error = ev
+        if on_event is not None:
+            on_event(ev)
+
 
 class Transport(Protocol):
     name: str

@@ -117,19 +117,8 @@ def _read(proc: subprocess.Popen, out: AgentRun, on_event: Any) -> None:
             ev = json.loads(line)
         except ValueError:
             continue  # a line cut by an interrupt; the agent's output is JSON only
-        if not isinstance(ev, dict):
-            continue
-        kind = ev.get("event")
-        if kind == "window":
-            out.windows.append(ev)
-        else:
-            out.events.append(ev)
-            if kind == "result":
-                out.result = ev
-            elif kind == "error":
-                out.error = ev
-        if on_event is not None:
-            on_event(ev)
+        if isinstance(ev, dict):
+            out.take(ev, on_event)
 
 
 def _interrupt_and_drain(proc: subprocess.Popen, out: AgentRun) -> None:

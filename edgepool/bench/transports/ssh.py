@@ -445,6 +445,16 @@ class SshTransport:
             out.stderr_tail = _tail(err_path)
         return self._binary_conclusion(out, s, request, model, binary, delegates, affinity, num_runs, emit)
 
+    def _nothing_staged(self, out: SshRun, s: Any, ssh_rc: int | None) -> SshRun:
+        """The run ended before a private dir existed on the device: interrupted, timed out, or ssh failed."""
+        if out.interrupted:
+            out.returncode = ssh_rc
+            return out
+        if s.timed_out:
+            raise DeviceError(f"{self.target.display} did not answer within {self.timeout_s:g} s",
+                              "check the device and the network, or allow more time")
+        raise self.connection_error(ssh_rc, out.stderr_tail)
+
     def _binary_timeout(self, request: dict[str, Any]) -> float:
         """The given timeout, else twice the binary's own --max_secs plus time for the upload (as adb does)."""
         if self.timeout_s:
@@ -458,16 +468,10 @@ class SshTransport:
         if s.error is not None and not out.interrupted:
             raise self._binary_setup_error(s.error, out.stderr_tail)
         if s.dir is None:
-            if out.interrupted:
-                out.returncode = ssh_rc
-                return out
-            if s.timed_out:
-                raise DeviceError(f"{t.display} did not answer within {self.timeout_s:g} s",
-                                  "check the device and the network, or allow more time")
-            if ssh_rc in (126, 127) and "sh" in (out.stderr_tail or "").lower():
+            if ssh_rc in (126, 127) and "sh" in (out.stderr_tail or "").lower() and not out.interrupted and not s.timed_out:
                 raise DeviceError(f"{t.display} has no POSIX sh to run benchmark_model",
                                   "binary mode needs sh and tar on the device")
-            raise self.connection_error(ssh_rc, out.stderr_tail)
+            return self._nothing_staged(out, s, ssh_rc)
         out.returncode = s.returncode if s.returncode is not None else ssh_rc
         leftover = "" if out.remote_dir_removed else f"; remove {out.remote_dir} there"
         if out.interrupted:
@@ -542,13 +546,7 @@ class SshTransport:
         if s.error is not None:
             raise self._wrapper_error(s.error)
         if s.dir is None:  # nothing was staged: ssh, the shell or the Python failed first
-            if out.interrupted:
-                out.returncode = ssh_rc
-                return out
-            if s.timed_out:
-                raise DeviceError(f"{t.display} did not answer within {self.timeout_s:g} s",
-                                  "check the device and the network, or allow more time")
-            raise self.connection_error(ssh_rc, stderr)
+            return self._nothing_staged(out, s, ssh_rc)
         if out.error is not None and out.error.get("kind") == "device":
             out.error["message"] = f"{out.error.get('message', 'the agent failed')} (on {t.display})"
         if s.exit is not None:
@@ -735,17 +733,7 @@ class _Session:
                 elif kind == "error":
                     self.error = ev
                 continue
-            kind = ev.get("event")
-            if kind == "window":
-                out.windows.append(ev)
-            else:
-                out.events.append(ev)
-                if kind == "result":
-                    out.result = ev
-                elif kind == "error":
-                    out.error = ev
-            if on_event is not None:
-                on_event(ev)
+            out.take(ev, on_event)
 
     def stop(self) -> None:
         """Ask the agent to stop (SIGINT there), or close the connection when no agent runs yet; kill the
