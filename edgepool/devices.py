@@ -217,25 +217,27 @@ def parse_ssh_uri(text: str) -> DeviceRef:
     return _with_uri(ref)
 
 
-def _parse_adb(raw: str) -> DeviceRef:
-    parts = _split(raw, Transport.ADB)
+def _device_id(raw: str, kind: Transport, noun: str, pattern: re.Pattern[str], shape_hint: str, bad_hint: str) -> str | None:
+    """The one identifier an adb:// or ios:// URI may carry (None: the only attached device)."""
+    parts = _split(raw, kind)
     if parts.path not in ("", "/") or parts.query:
-        raise InputError(f"adb URI {raw!r} has more than a serial", "write adb://SERIAL (from `adb devices -l`) or adb://")
-    serial = unquote(parts.netloc) or None
-    if serial is not None and not _SERIAL_RE.match(serial):
-        raise InputError(f"adb URI {raw!r}: {serial!r} is not a device serial",
-                         "copy the serial from `adb devices -l` (e.g. adb://37211FDJH005XZ or adb://192.168.1.5:5555)")
+        raise InputError(f"{kind.value} URI {raw!r} has more than a {noun}", shape_hint)
+    ident = unquote(parts.netloc) or None
+    if ident is not None and not pattern.match(ident):
+        raise InputError(f"{kind.value} URI {raw!r}: {ident!r} is not a device {noun}", bad_hint)
+    return ident
+
+
+def _parse_adb(raw: str) -> DeviceRef:
+    serial = _device_id(raw, Transport.ADB, "serial", _SERIAL_RE,
+                        "write adb://SERIAL (from `adb devices -l`) or adb://",
+                        "copy the serial from `adb devices -l` (e.g. adb://37211FDJH005XZ or adb://192.168.1.5:5555)")
     return _with_uri(DeviceRef(Transport.ADB, "", serial=serial))
 
 
 def _parse_ios(raw: str) -> DeviceRef:
-    parts = _split(raw, Transport.IOS)
-    if parts.path not in ("", "/") or parts.query:
-        raise InputError(f"ios URI {raw!r} has more than a UDID", "write ios://UDID or ios://")
-    udid = unquote(parts.netloc) or None
-    if udid is not None and not _UDID_RE.match(udid):
-        raise InputError(f"ios URI {raw!r}: {udid!r} is not a device UDID",
-                         "a UDID is hex digits and '-', e.g. ios://00008130-001A2C3E0E38802E")
+    udid = _device_id(raw, Transport.IOS, "UDID", _UDID_RE, "write ios://UDID or ios://",
+                      "a UDID is hex digits and '-', e.g. ios://00008130-001A2C3E0E38802E")
     return _with_uri(DeviceRef(Transport.IOS, "", udid=udid))
 
 

@@ -55,6 +55,15 @@ class AgentRun:
             on_event(ev)
 
 
+def stderr_tail(path: Path, lines: int = 20) -> str:
+    """The last lines a device-side process wrote to its stderr file ("" when there is none)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
 class Transport(Protocol):
     name: str
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DeviceError
-from . import AGENT_PATH, AgentRun
+from . import AGENT_PATH, AgentRun, stderr_tail
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
 
@@ -106,7 +106,7 @@ class LocalTransport:
                         _kill(proc)
                         proc.wait()
             out.returncode = proc.returncode
-            out.stderr_tail = _tail(err_path)
+            out.stderr_tail = stderr_tail(err_path)
         return out
 
 
@@ -142,12 +142,3 @@ def _kill(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
-

@@ -48,7 +48,7 @@ from typing import Any
 
 from ...errors import DeviceError, InputError
 from .. import benchmark_model as bm
-from . import AGENT_PATH, AgentRun
+from . import AGENT_PATH, AgentRun, stderr_tail
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
 MIN_PYTHON = (3, 9)
@@ -373,7 +373,7 @@ class SshTransport:
                     out.remote_dir_removed = bool(s.exit and s.exit.get("removed"))
                     if s.dir and not out.remote_dir_removed:
                         out.remote_dir_removed = self._remove(s.dir)
-            out.stderr_tail = _tail(err_path)
+            out.stderr_tail = stderr_tail(err_path)
         return self._conclude(out, s, proc.returncode)
 
     # ------------------------------------------------------------------------------- binary mode
@@ -442,7 +442,7 @@ class SshTransport:
                     out.remote_dir_removed = bool(s.removed)
                     if s.dir and not out.remote_dir_removed:
                         out.remote_dir_removed = self._remove(s.dir)
-            out.stderr_tail = _tail(err_path)
+            out.stderr_tail = stderr_tail(err_path)
         return self._binary_conclusion(out, s, request, model, binary, delegates, affinity, num_runs, emit)
 
     def _nothing_staged(self, out: SshRun, s: Any, ssh_rc: int | None) -> SshRun:
@@ -929,11 +929,3 @@ def _mb(n: Any) -> str:
 def _last_line(text: str) -> str:
     lines = [x.strip() for x in (text or "").splitlines() if x.strip()]
     return lines[-1] if lines else ""
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
