@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import DeviceError, EdgepoolError, InputError, ModelError
-from ..runs import Export, Run, load_export, load_run
+from ..runs import Export, Run, load_run
 from ..types import Format, RecipeFormat, Runtime, Status, Verification
 from . import criteria
 from .criteria import ATOL_FP32, RTOL_FP32
@@ -313,12 +313,3 @@ def source_of(export: Export) -> Run:
             "re-export it from the run as it is now, overwriting it",
         )
     return run
-
-
-def verify_path(path: Path) -> tuple[Export, Verification]:
-    """Re-verify an existing export folder against its source run (`edgepool verify EXPORT`)."""
-    from ..recipes import load_recipe
-
-    export = load_export(path)
-    run = source_of(export)
-    return export, verify(export, run, load_recipe(export.sidecar["recipe"]))
