@@ -9,7 +9,8 @@ STAMP := $(VENV)/.edgepool-installed
 # System packages of the device tests (tests/devices): an OpenSSH server and client for the sshd on
 # 127.0.0.1, qemu-user-static + mmdebstrap for the emulated Raspberry Pi. Installed only when missing
 # (dpkg -s), as root, quietly; the Pi image itself is built once and cached (tests/devices/build_pi.py).
-SYSTEM_PACKAGES := openssh-server openssh-client qemu-user-static mmdebstrap
+# chromium: the headless browser the HTML report test opens the report in.
+SYSTEM_PACKAGES := openssh-server openssh-client qemu-user-static mmdebstrap chromium
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
