@@ -34,7 +34,7 @@ read as strictly as device profiles (`edgepool.config`: unknown keys with a did-
 (`runs.atomic_write_text`).
 
 `check_profiles(facts, kind)` says, for every profile reached over `kind`, what the device lacks and the
-line that installs it. `facts` is the dict a probe returns (`local_facts()` here; the transports' `probe()`
+line that installs it. `facts` is the dict a probe returns (`local_facts()` here, plus `power_sensors` from bench/sensors.py; the transports' `probe()`
 for ssh / adb / ios); the keys read are listed in FACT_KEYS. `host_tools()` is the host-side doctor:
 which of ssh, adb, pymobiledevice3, edgetpu_compiler and chromium this machine has, and what each
 missing one disables.
@@ -674,33 +674,6 @@ def thermal_zones(root: str | Path = "/") -> dict[str, float]:
     return out
 
 
-def power_sensors(root: str | Path = "/") -> list[dict[str, str]]:
-    """What an energy measurement could read here: power supplies, hwmon power/current inputs, RAPL."""
-    root = Path(root)
-    found: list[dict[str, str]] = []
-    ps = root / "sys/class/power_supply"
-    for d in sorted(ps.iterdir()) if ps.is_dir() else []:
-        files = {f.name for f in d.iterdir()} if d.is_dir() else set()
-        if "power_now" in files:
-            found.append({"name": d.name, "source": str(d / "power_now"), "quantity": "power"})
-        elif {"current_now", "voltage_now"} <= files:
-            found.append({"name": d.name, "source": str(d), "quantity": "current+voltage"})
-    hw = root / "sys/class/hwmon"
-    for d in sorted(hw.iterdir()) if hw.is_dir() else []:
-        files = sorted(f.name for f in d.iterdir()) if d.is_dir() else []
-        name = _read(d / "name") or d.name
-        if any(f.startswith("power") and f.endswith("_input") for f in files):
-            found.append({"name": name, "source": str(d), "quantity": "power"})
-        elif any(f.startswith("curr") and f.endswith("_input") for f in files):
-            found.append({"name": name, "source": str(d), "quantity": "current"})
-    rapl = root / "sys/class/powercap"
-    for d in sorted(rapl.glob("intel-rapl:*")) if rapl.is_dir() else []:
-        if (d / "energy_uj").exists() and d.name.count(":") == 1:
-            found.append({"name": "rapl:" + (_read(d / "name") or d.name), "source": str(d / "energy_uj"),
-                          "quantity": "energy"})
-    return found
-
-
 def find_edgetpu_library() -> str | None:
     """Where libedgetpu is on this machine (a path, or the name the loader finds), else None."""
     for p in ("/usr/lib/x86_64-linux-gnu/libedgetpu.so.1", "/usr/lib/aarch64-linux-gnu/libedgetpu.so.1",
@@ -735,7 +708,7 @@ def local_facts() -> dict[str, Any]:
         "runtimes": {module: _dist_version(dist) for dist, module in RUNTIME_MODULES.items()},
         "edgetpu_delegate": find_edgetpu_library(),
         "benchmark_binary": None,
-        "power_sensors": power_sensors(),
+        # "power_sensors" is added by the caller from bench/sensors.py, the reader the benchmark itself uses
     }
 
 

@@ -27,6 +27,14 @@ phase with a `throttled` verdict and its reasons, the delegates' node coverage (
 process runs under qemu-user on another CPU: correct outputs, not the device's latency). Request
 `stable: true` (--stable) pins the last core unless an affinity is given and waits for a steady
 temperature first; `save_outputs: N` returns the raw outputs of the first N inputs (`outputs`).
+
+Energy (`energy: {rate_hz, idle_seconds, window_seconds, ...}`, see ENERGY_DEFAULTS): `sensors.py`, copied beside
+this file, finds the device's power sources; a sampler thread per source reads it (50 Hz; 10 Hz for a reader that
+spawns a process) from an idle window before the load, through the timed windows (each >= the sensor's shortest
+window), to an idle window after; the result's `power` holds the samples, the window bounds and each sampler's own
+CPU time, and the host integrates them. Battery soak (`soak: {seconds, fps, allow_charging}`): inference at a fixed
+rate for a fixed time, the fuel gauge and the thermal state read over time (`soak` in the result); it refuses a
+device that is charging unless allowed.
 """
 
 from __future__ import annotations
@@ -605,6 +613,172 @@ def _finish(done, index, lat, elapsed, partial, on_window):
         done.append(win)
 
 
+# ------------------------------------------------------------------------------------------ energy
+def load_sensors():
+    """sensors.py, the sibling file copied beside this one (imported by path: the agent imports nothing from edgepool)."""
+    mod = sys.modules.get("edgepool_agent_sensors")
+    if mod is not None:
+        return mod
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sensors.py")
+    if not os.path.isfile(path):
+        raise AgentError("device", f"sensors.py is missing beside {os.path.abspath(__file__)}",
+                         "copy sensors.py with agent.py (edgepool stages both)")
+    spec = importlib.util.spec_from_file_location("edgepool_agent_sensors", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["edgepool_agent_sensors"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# Energy defaults (MLPerf Tiny's energy mode: loaded windows of >= 10 s; an idle baseline before and after).
+ENERGY_DEFAULTS = {"rate_hz": 50.0, "process_rate_hz": 10.0, "idle_seconds": 5.0, "settle_seconds": 1.0,
+                   "window_seconds": 10.0, "sysfs_root": "/sys", "sources": "all"}
+
+
+class PowerRecorder:
+    """Samples every power source found while the model is measured: an idle window before (after a settle
+    pause), the loaded windows (their bounds marked as they end), an idle window after. The samples go to the host,
+    which integrates them (edgepool.bench.energy)."""
+
+    def __init__(self, cfg, emit, clock=time.monotonic, sleep=time.sleep) -> None:
+        self.cfg = dict(ENERGY_DEFAULTS)
+        self.cfg.update({k: v for k, v in (cfg if isinstance(cfg, dict) else {}).items() if v is not None})
+        self.emit = emit
+        self.clock = clock
+        self.sleep = sleep
+        self.samplers = []
+        self.notes = []
+        self.windows = []
+        self.idle = {}
+        self.sensors = load_sensors()
+        sources = self.sensors.discover(self.cfg["sysfs_root"])
+        if self.cfg.get("sources") == "best" and sources:
+            sources = sources[:1]
+        for src in sources:
+            rate = self.cfg["process_rate_hz"] if src.kind == "pmic" else self.cfg["rate_hz"]
+            self.samplers.append(self.sensors.Sampler(src, rate, clock))
+        want = float(self.cfg["window_seconds"])
+        need = max([s.source.min_window_s for s in self.samplers] or [0.0])
+        if need > want:
+            self.notes.append(f"loaded windows lengthened to {need:g} s: the sensor updates too slowly for {want:g} s")
+        self.window_s = max(want, need)
+
+    def start(self):
+        """Start sampling and measure the idle window before the load. Returns "interrupted" or None."""
+        for s in self.samplers:
+            s.start()
+        return self._idle("before")
+
+    def _idle(self, when):
+        settle, seconds = float(self.cfg["settle_seconds"]), float(self.cfg["idle_seconds"])
+        if not self.samplers or seconds <= 0:
+            return None
+        try:
+            self.emit("progress", phase=f"idle {when}", done=0, total=1)
+            self.sleep(settle)
+            t0 = self.clock()
+            self.sleep(seconds)
+            self.idle[when] = [t0, self.clock()]
+            self.emit("progress", phase=f"idle {when}", done=1, total=1)
+        except (KeyboardInterrupt, Stop):
+            return "interrupted"
+        return None
+
+    def mark(self, win) -> None:
+        end = self.clock()
+        self.windows.append({"index": win["index"], "runs": win["runs"], "start": end - win["seconds"], "end": end,
+                             "partial": win["partial"]})
+
+    def finish(self, idle_after=True) -> None:
+        if idle_after:
+            self._idle("after")
+        for s in self.samplers:
+            s.stop()
+
+    def record(self) -> dict:
+        return {"sources": [s.record() for s in self.samplers], "windows": self.windows, "idle": self.idle,
+                "clock": "monotonic", "notes": self.notes, "config": self.cfg}
+
+
+# Battery soak defaults: a fuel-gauge reading every GAUGE_INTERVAL_S, the thermal state every THERMAL_INTERVAL_S.
+GAUGE_INTERVAL_S, THERMAL_INTERVAL_S = 2.0, 10.0
+
+
+def _soak_run(r, rt, model, inputs, accuracy, set_input, emit, settle):
+    """Battery soak: inference at a fixed rate for a fixed time, the fuel gauge and the thermal state recorded
+    over time. The latencies of the whole soak come back as one window."""
+    cfg = dict(r["soak"])
+    sensors = load_sensors()
+    root = cfg.get("sysfs_root") or "/sys"
+    gauges = sensors.batteries(root)
+    if not gauges:
+        raise AgentError("device", f"no battery fuel gauge on this device ({root}/class/power_supply has no battery)",
+                         "a battery soak needs a battery-powered device; measure energy per inference instead")
+    if sensors.charging(root) and not cfg.get("allow_charging"):
+        raise AgentError("input", "the device is charging: a battery soak measures the battery draining",
+                         "unplug the charger, or allow charging (the drain measured then is not the device's)")
+    gauge = gauges[0]
+    seconds, fps = float(cfg["seconds"]), float(cfg["fps"])
+    interval = float(cfg.get("gauge_interval_s") or GAUGE_INTERVAL_S)
+    period = 1.0 / fps
+    lat = array("q")
+    readings, thermal = [], []
+    clock, invoke = time.monotonic, model.invoke
+    start = clock()
+    end = start + seconds
+    next_run, next_gauge, next_thermal, next_note = start, start, start, start
+    n = late = 0
+    stopped = None
+    thermal_before = thermal_state()
+    try:
+        while True:
+            now = clock()
+            if now >= next_gauge:
+                readings.append(dict(gauge.gauge(), t=now - start, power_w=gauge.read()))
+                next_gauge += interval
+            if now >= next_thermal:
+                th = thermal_state()
+                thermal.append({"t": now - start, "temperatures_c": th["temperatures_c"],
+                                "throttled": ((th.get("vcgencmd") or {}).get("throttled") or {}).get("flags")})
+                next_thermal += THERMAL_INTERVAL_S
+            if now >= next_note:
+                emit("progress", phase="soak", done=int(now - start), total=int(seconds))
+                next_note += 1.0
+            if now >= end:
+                break
+            if set_input is not None:
+                set_input(n)
+            t0 = time.perf_counter_ns()
+            invoke()
+            lat.append(time.perf_counter_ns() - t0)
+            n += 1
+            next_run += period
+            wait = next_run - clock()
+            if wait > 0:
+                time.sleep(min(wait, max(0.0, end - clock())))
+            else:
+                late += 1
+                if wait < -period:
+                    next_run = clock()  # too slow for the rate: run back to back, do not bunch up
+    except (KeyboardInterrupt, Stop):
+        stopped = "interrupted"
+    elapsed = clock() - start
+    readings.append(dict(gauge.gauge(), t=elapsed, power_w=gauge.read()))
+    if n:
+        emit.window({"index": 0, "runs": n, "seconds": elapsed, "latencies_ns": lat, "partial": stopped is not None})
+    r["windows"] = 1
+    windows = [{"partial": stopped is not None}] if n else []
+    th = {"before": thermal_before, "after": thermal_state(), "settle": settle}
+    result = _result(r, rt, model, inputs, accuracy, {"runs": 0, "seconds": 0.0}, windows, stopped, th)
+    result["soak"] = {"seconds_requested": seconds, "seconds": elapsed, "fps_requested": fps,
+                      "inferences": n, "fps": n / elapsed if elapsed > 0 else None, "late_runs": late,
+                      "gauge": {"source": gauge.name, "path": gauge.dir, "notes": list(gauge.notes)},
+                      "readings": readings, "thermal": thermal, "allow_charging": bool(cfg.get("allow_charging"))}
+    return result
+
+
 # ------------------------------------------------------------------------------------------ agent
 def run(req: dict, emit) -> dict:
     """One request, phase by phase (each a function below); returns the fields of the `result` event."""
@@ -618,14 +792,28 @@ def run(req: dict, emit) -> dict:
     accuracy = _accuracy_pass(model, inputs, emit, np)
     set_input = _input_feeder(model, inputs)
     settle = settle_temperature(emit) if r.get("stable") else None
-    warm, stopped = _warmup(model, r, set_input, emit)
+    if r.get("soak"):
+        return _soak_run(r, rt, model, inputs, accuracy, set_input, emit, settle)
+    power = PowerRecorder(r["energy"], emit) if r.get("energy") else None
+    stopped = None
+    if power is not None:
+        r["min_seconds"] = max(float(r["min_seconds"]), power.window_s)
+        stopped = power.start()
+    warm = {"runs": 0, "seconds": 0.0}
+    if stopped is None:
+        warm, stopped = _warmup(model, r, set_input, emit)
     windows = []
     thermal = {"before": thermal_state()}
     if stopped is None:
-        windows, stopped = _timed_windows(model, r, set_input, emit)
+        windows, stopped = _timed_windows(model, r, set_input, emit, power)
     thermal["after"] = thermal_state()
     thermal["settle"] = settle
-    return _result(r, rt, model, inputs, accuracy, warm, windows, stopped, thermal)
+    if power is not None:
+        power.finish(idle_after=stopped != "interrupted")
+    result = _result(r, rt, model, inputs, accuracy, warm, windows, stopped, thermal)
+    if power is not None:
+        result["power"] = power.record()
+    return result
 
 
 def _last_core():
@@ -1009,11 +1197,14 @@ def _warmup(model: _Model, r: dict, set_input, emit):
     return warm, stopped
 
 
-def _timed_windows(model: _Model, r: dict, set_input, emit):
-    """The timed phase; each finished window is sent as it ends. Returns (windows, stopped)."""
+def _timed_windows(model: _Model, r: dict, set_input, emit, power=None):
+    """The timed phase; each finished window is sent as it ends (and its bounds noted for the power trace).
+    Returns (windows, stopped)."""
     total = int(r["windows"])
 
     def on_window(win):
+        if power is not None:
+            power.mark(win)
         emit.window(win)
         emit("progress", phase="window", done=win["index"] + 1, total=total)
 
@@ -1141,6 +1332,11 @@ def probe() -> dict:
     info["usable_runtime"] = next((rt for rt in RUNTIMES if runtimes[rt] and runtimes[rt]["importable"] is not False), None) \
         if info["numpy"] else None
     info["edgetpu"] = _edgetpu()
+    try:
+        info["power_sensors"] = [src.describe() for src in load_sensors().discover()]
+    except Exception as e:  # sensors.py missing or an odd driver: say so rather than fail the probe
+        info["power_sensors"] = []
+        info["power_sensors_error"] = f"{type(e).__name__}: {e}"
     try:
         usage = shutil.disk_usage(os.getcwd())
         info["disk"] = {"path": os.getcwd(), "free_bytes": usage.free, "total_bytes": usage.total}

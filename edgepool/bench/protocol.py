@@ -57,6 +57,17 @@ class BenchOptions:
     # Numbers worth publishing: >= STABLE_WINDOWS windows of >= STABLE_MIN_SECONDS; the agent waits for a steady
     # temperature (< 0.5 C change over 5 s, at most 60 s) and pins itself to the last core when no affinity is given.
     stable: bool = False
+    # Energy (MLPerf Tiny's energy mode): sample the device's power sources (bench/sensors.py) from an idle window
+    # before the load to one after; loaded windows of >= energy_window_s; no sensor: the profile's power model,
+    # labelled estimated. See edgepool.bench.energy.
+    energy: bool = False
+    sample_rate_hz: float = 50.0  # sysfs sensors; a sensor read by spawning a process (vcgencmd) at 1/5 of it
+    energy_window_s: float = 10.0  # the shortest loaded window when measuring energy (fuel gauges: >= 10 s)
+    idle_seconds: float = 5.0  # each idle baseline window (before and after the load)
+    fps: float | None = None  # battery projection / soak: the frame rate the model runs at
+    battery_soak_s: float | None = None  # battery soak: inference at `fps` for this long, the fuel gauge recorded
+    allow_charging: bool = False  # a soak on a device that is charging (its drain is then not the device's)
+    sysfs_root: str | None = None  # where the device's sysfs tree is (None: /sys)
 
     def __post_init__(self) -> None:
         if isinstance(self.devices, str):
@@ -85,6 +96,13 @@ class BenchOptions:
             ("inputs", self.inputs in INPUT_MODES, f"must be one of {', '.join(INPUT_MODES)}"),
             ("max_samples", self.max_samples is None or self.max_samples >= 1, "must be >= 1"),
             ("timeout_s", self.timeout_s is None or self.timeout_s > 0, "must be > 0"),
+            ("sample_rate_hz", 0 < self.sample_rate_hz <= 1000, "must be > 0 and <= 1000"),
+            ("energy_window_s", self.energy_window_s > 0, "must be > 0"),
+            ("idle_seconds", self.idle_seconds >= 0, "must be >= 0"),
+            ("fps", self.fps is None or self.fps > 0, "must be > 0"),
+            ("battery_soak_s", self.battery_soak_s is None or self.battery_soak_s > 0, "must be > 0"),
+            ("battery_soak_s", self.battery_soak_s is None or self.fps is not None,
+             "needs a frame rate (fps) to run the model at"),
         ]
         return [(name, f"{problem} (got {getattr(self, name)!r})") for name, ok, problem in checks if not ok]
 
@@ -110,6 +128,11 @@ OPTION_HELP = {
     "inputs": "auto uses the run's test samples when it has them, else random inputs",
     "max_samples": "max_samples caps the test samples used for accuracy",
     "timeout_s": "timeout_s stops a model's run on the device after that many seconds",
+    "sample_rate_hz": "sample_rate_hz is how often the power sensors are read",
+    "energy_window_s": "energy_window_s is the shortest loaded window of an energy measurement",
+    "idle_seconds": "idle_seconds is the length of each idle baseline window",
+    "fps": "fps is the frame rate of the battery projection and the battery soak",
+    "battery_soak_s": "battery_soak_s is how long a battery soak runs the model, at fps frames per second",
 }
 
 
@@ -156,7 +179,22 @@ def build_request(
         "run_delay_s": options.run_delay_s,
         "stable": options.stable,
         "inputs": inputs,
+        **energy_request(options),
     }
+
+
+def energy_request(options: BenchOptions) -> dict[str, Any]:
+    """The agent's `energy` / `soak` request fields (none when neither is asked for)."""
+    out: dict[str, Any] = {}
+    root = options.sysfs_root or "/sys"
+    if options.energy and not options.battery_soak_s:
+        out["energy"] = {"rate_hz": options.sample_rate_hz, "process_rate_hz": min(options.sample_rate_hz / 5.0, 10.0),
+                         "idle_seconds": options.idle_seconds, "window_seconds": options.energy_window_s,
+                         "settle_seconds": 1.0, "sysfs_root": root}
+    if options.battery_soak_s:
+        out["soak"] = {"seconds": options.battery_soak_s, "fps": options.fps, "allow_charging": options.allow_charging,
+                       "sysfs_root": root}
+    return out
 
 
 def decode_latencies_ms(event: dict[str, Any]) -> np.ndarray:
@@ -221,6 +259,14 @@ class BenchmarkResult:
     skipped: str | None = None  # why it was not measured: this device cannot run its format
     measured_as: str | None = None  # the row whose measurement this is: the same model and settings, run once
     delegate_coverage: dict[str, float] | None = None  # delegate -> share of the model's nodes it took (benchmark_model)
+    # --energy: {"kind": "measured" | "estimated", "mj_per_inference", "uncertainty_mj", "avg_power_w",
+    # "idle_power_w", "source", "rail", "sample_rate_hz", "sampler_overhead": {"cpu_s_per_s"}, "windows_mj",
+    # "notes"} (edgepool.bench.energy); "other_sources" lists further sensors measured at the same time
+    energy: dict[str, Any] | None = None
+    # {"kind", "battery_wh", "inferences_per_charge", "fps", "hours_at_fps"}: a battery projection (or a soak's)
+    battery: dict[str, Any] | None = None
+    soak: dict[str, Any] | None = None  # a battery soak's summary (energy.soak_summary) and its gauge readings
+    power: dict[str, Any] | None = field(default=None, repr=False)  # the agent's raw power record, not saved
     latencies_ms: np.ndarray | None = field(default=None, repr=False)  # raw, not saved
 
     @property
@@ -234,6 +280,7 @@ class BenchmarkResult:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("latencies_ms")
+        d.pop("power")
         d["windows"] = [w.to_dict() for w in self.windows]
         return d
 
@@ -277,6 +324,9 @@ class BenchmarkResult:
         self.input_mode = res.get("input_mode") or self.input_mode
         if res.get("delegate_coverage") is not None:
             self.delegate_coverage = res.get("delegate_coverage")
+        self.power = res.get("power") or self.power
+        if res.get("soak"):
+            self.soak = {"record": res["soak"]}
         if not self.windows and res.get("latency_ms"):
             self._tool_latency(res)
         self.complete = self.stopped is None and len(self.windows) == int(res.get("windows_requested", 0))

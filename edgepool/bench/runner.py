@@ -506,6 +506,7 @@ def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, 
         try:
             res = benchmark_one(target, options, plan.transport, device, profile, threads, delegates, progress, kind,
                                 plan.binary)
+            attach_energy(res, plan.profile, options)
         except EdgepoolError as e:
             if not keep_going:
                 raise
@@ -520,6 +521,51 @@ def _run_device(plan: DevicePlan, targets: list[Target], options: BenchOptions, 
         if key is not None and res.error is None:
             by_key[key] = res
     return results
+
+
+def _energy_profile(profile: DeviceProfile | None, transport: str | None) -> DeviceProfile | None:
+    """The power model for an estimate: the device's profile, else this machine's (host-cpu) for a local run."""
+    if profile is not None or transport != Transport.LOCAL.value:
+        return profile
+    from .. import profiles
+
+    try:
+        return profiles.resolve("host-cpu")
+    except EdgepoolError:
+        return None
+
+
+def attach_energy(result: BenchmarkResult, profile: DeviceProfile | None, options: BenchOptions) -> None:
+    """Fill `energy`, `battery` and `soak` of a measured result (edgepool.bench.energy): measured from the device's
+    power record where it has a sensor, else estimated from the profile's power model (labelled); a battery
+    projection for a profile with battery_wh; a soak's drain summary."""
+    from . import energy
+
+    if result.error or result.skipped or not (options.energy or options.battery_soak_s):
+        return
+    if result.soak is not None and "record" in result.soak:
+        record = result.soak["record"]
+        summary = energy.soak_summary(record)
+        result.soak = {**(summary or {"notes": ["the fuel gauge gave no usable readings"]}),
+                       "readings": record.get("readings"), "thermal": record.get("thermal"),
+                       "gauge_notes": (record.get("gauge") or {}).get("notes")}
+        result.battery = energy.soak_battery(summary, profile.battery_wh if profile else None) if summary else None
+        return
+    prof = _energy_profile(profile, result.transport)
+    measured = energy.measured_energy(result.power)
+    if measured is not None:
+        result.energy = measured
+    elif prof is not None and result.headline_ms is not None:
+        spread = (result.window_spread or 0.0) * result.headline_ms / 2.0  # how repeatable the median is
+        keys = ("active_power_w", "idle_power_w")
+        is_estimate = any(str(prof.sources.get(k, "estimate")).startswith("estimate") for k in keys)
+        why = ("no power sensor was found on the device" if result.power is not None
+               else "power is not read while benchmark_model measures" if result.runtime == "benchmark_model"
+               else f"power is not read over {result.transport}")
+        result.energy = energy.estimated_energy(prof.active_power_w, prof.idle_power_w, result.headline_ms, spread,
+                                                is_estimate, source=f"profile {prof.name} power model", why=why)
+    if result.energy is not None and prof is not None and prof.battery_wh:
+        result.battery = energy.battery_projection(result.energy, prof.battery_wh, result.headline_ms, options.fps)
 
 
 def _interrupt_all(plans: list[DevicePlan], stop: threading.Event) -> None:
@@ -599,8 +645,10 @@ def stamp(now: _dt.datetime | None = None) -> str:
     return now.strftime("%Y%m%dT%H%M%SZ")
 
 
-def results_document(results: list[BenchmarkResult], options: BenchOptions) -> dict[str, Any]:
-    """The JSON saved in RUN/benchmarks/<stamp>.json (and printed by --json)."""
+def results_document(results: list[BenchmarkResult], options: BenchOptions,
+                     session: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON saved in RUN/benchmarks/<stamp>.json (and printed by --json). `session` ({"id", "runs"}) is the
+    same in every file one benchmark saves: results measured together (what `edgepool gate` compares)."""
     from .. import __version__
 
     opts = {k: v for k, v in vars(options).items() if k not in ("python",)}
@@ -610,16 +658,25 @@ def results_document(results: list[BenchmarkResult], options: BenchOptions) -> d
         "edgepool_version": __version__,
         "options": opts,
         "interrupted": any(r.interrupted for r in results),
+        **({"session": session} if session is not None else {}),
         "results": [r.to_dict() for r in results],
     }
+
+
+def new_session(results: list[BenchmarkResult]) -> dict[str, Any]:
+    """The record shared by every file one benchmark saves: an id and the runs it measured."""
+    import uuid
+
+    return {"id": uuid.uuid4().hex, "runs": sorted({r.run_dir for r in results if r.run_dir})}
 
 
 def save_results(results: list[BenchmarkResult], options: BenchOptions, out: Path | None = None) -> list[Path]:
     """Write the results: to `out` if given, else RUN/benchmarks/<stamp>.json for each run involved
     (each file holds that run's models). Models outside any run are saved only with `out`."""
     written: list[Path] = []
+    session = new_session(results)
     if out is not None:
-        runs.atomic_write_json(Path(out), results_document(results, options))
+        runs.atomic_write_json(Path(out), _checked(results_document(results, options, session), Path(out)))
         return [Path(out)]
     by_run: dict[str, list[BenchmarkResult]] = {}
     for r in results:
@@ -633,9 +690,17 @@ def save_results(results: list[BenchmarkResult], options: BenchOptions, out: Pat
         while path.exists():
             path = folder / f"{name}-{n}.json"
             n += 1
-        runs.atomic_write_json(path, results_document(rs, options))
+        runs.atomic_write_json(path, _checked(results_document(rs, options, session), path))
         written.append(path)
     return written
+
+
+def _checked(doc: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`doc`, after checking it against benchmark-result.schema.json (a mismatch is a bug in edgepool)."""
+    from .. import schemas
+
+    schemas.check_benchmark_document(doc, str(path))
+    return doc
 
 
 def with_overrides(options: BenchOptions, **kw: Any) -> BenchOptions:

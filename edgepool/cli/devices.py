@@ -107,7 +107,11 @@ def probe(ref: Any) -> dict[str, Any]:
     from ..types import Transport
 
     if ref.kind is Transport.LOCAL:
+        from ..bench import sensors
+
         facts = devices.local_facts()
+        # what --energy will read here: the benchmark's own reader (bench/sensors.py), as an ssh probe reports it
+        facts["power_sensors"] = [s.describe() for s in sensors.discover()]
     elif ref.kind is Transport.ADB:
         from ..bench.transports.adb import AdbTransport
 
@@ -185,6 +189,16 @@ def _render(ref: Any, facts: dict[str, Any], tools: list[Any], checks: list[Any]
             con.print(f"          - {escape(g.what)}: [bold]{escape(g.fix)}[/]", soft_wrap=True)
 
 
+def _sensor_text(s: dict[str, Any]) -> str:
+    """One power source: its name, what it measures and how often it can be read."""
+    text = f"{s['name']} ({s.get('rail') or s['quantity']}"
+    if s.get("rate_hz"):
+        text += f", {s['rate_hz']:g} Hz"
+    if s.get("min_window_s") and s["min_window_s"] >= 5:
+        text += f", windows >= {s['min_window_s']:g} s"
+    return text + ")"
+
+
 def _fact_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
     rows: list[tuple[str, str]] = []
 
@@ -230,6 +244,6 @@ def _fact_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
         add("thermal status", thermal.get("status"))
     sensors = f.get("power_sensors")
     if sensors is not None:
-        add("power sensors", ", ".join(f"{s['name']} ({s['quantity']})" for s in sensors)
-            or "none found (energy comes from the profile's power figures)")
+        add("power sensors", "; ".join(_sensor_text(s) for s in sensors)
+            or "none found (--energy gives the profile's power model, labelled estimated)")
     return rows

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from ...profiles import DeviceProfile
 
 AGENT_PATH = Path(__file__).resolve().parents[1] / "agent.py"
+SENSORS_PATH = AGENT_PATH.with_name("sensors.py")  # staged beside the agent, which imports it as a sibling
+AGENT_FILES = (("agent.py", AGENT_PATH), ("sensors.py", SENSORS_PATH))
 
 
 @dataclass

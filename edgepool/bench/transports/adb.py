@@ -8,6 +8,14 @@ are pushed to a private folder under /data/local/tmp, run with the profile's thr
 `dumpsys thermalservice`, before and after; the device from `getprop`. The folder is removed in
 `finally`, after a failure, a timeout or Ctrl-C too, so nothing is left on the phone.
 
+Energy (a request with `energy`): the phone's fuel gauge (`/sys/class/power_supply/battery/current_now` x
+`voltage_now`, units and sign normalized from `status`) is polled from the host every 0.5 s or slower
+(`_gauge.GaugePoller`) through an idle window before the benchmark, the benchmark_model run (one loaded window:
+its warmup and timed runs, lengthened to >= 10 s for the gauge) and an idle window after; the result's `power`
+record is integrated on the host like the agent's. Battery soak (`soak`): benchmark_model runs at the requested
+rate (`--run_delay`) for the requested time while `dumpsys battery` (level, `Charge counter` in uAh, voltage,
+temperature, status) and the thermal status are polled; a phone that is charging is refused unless allowed.
+
 Everything goes through the system `adb` (Debian package `adb`) as argument lists; the one command the
 phone's shell runs is built from `shlex.quote`d words, never from an unquoted string.
 
@@ -37,6 +45,7 @@ from ...errors import DeviceError, InputError
 from ...types import Transport
 from .. import benchmark_model as bm
 from . import AgentRun
+from ._gauge import GaugePoller, power_record, sleep_idle, sysfs_battery_watts
 
 REMOTE_BASE = "/data/local/tmp"
 REMOTE_BINARY = "benchmark_model"
@@ -58,6 +67,25 @@ TEMPERATURE_TYPES = {-1: "unknown", 0: "cpu", 1: "gpu", 2: "battery", 3: "skin",
                      6: "bcl-voltage", 7: "bcl-current", 8: "bcl-percentage", 9: "npu", 10: "tpu", 11: "display",
                      12: "modem", 13: "soc", 14: "wifi", 15: "camera", 16: "flashlight", 17: "speaker",
                      18: "ambient", 19: "pogo"}
+BATTERY_DIR = "/sys/class/power_supply/battery"
+GAUGE_INTERVAL_S = 0.5  # fastest fuel-gauge polling over adb (phone gauges update about once a second)
+GAUGE_MIN_WINDOW_S = 10.0  # the shortest loaded window a fuel gauge can measure
+SOAK_INTERVAL_S = 5.0  # dumpsys battery during a soak
+
+
+class _Meter:
+    """What an energy measurement or a soak over adb keeps while benchmark_model runs."""
+
+    def __init__(self, poller: GaugePoller | None, energy: dict[str, Any] | None = None,
+                 soak: dict[str, Any] | None = None, notes: list[str] | None = None) -> None:
+        self.poller = poller
+        self.energy = energy or {}
+        self.soak = soak
+        self.notes = notes if notes is not None else []
+        self.idle: dict[str, list[float]] = {}
+        self.loaded_start = self.loaded_end = 0.0
+
+
 _PROBE_SCRIPT = ("echo @cores; cat /sys/devices/system/cpu/possible 2>/dev/null; "
                  "echo @governor; cat /sys/devices/system/cpu/cpu0/cpufreq/scaling_governor 2>/dev/null; "
                  f"echo @df; df -k {REMOTE_BASE} 2>/dev/null; "
@@ -438,15 +466,26 @@ class AdbTransport:
         remote_bin = f"{remote}/{REMOTE_BINARY}"
         windows = max(1, int(request.get("windows") or 1))
         num_runs = int(request.get("runs") or 50) * windows
+        energy, soak = request.get("energy"), request.get("soak")
+        min_secs = float(request.get("min_seconds", 1.0)) * windows
+        max_secs = float(request.get("max_seconds") or 150.0)
+        delay = float(request.get("run_delay_s") or 0.0)
+        if energy:  # one loaded window, long enough for the fuel gauge
+            min_secs = max(min_secs, float(energy.get("window_seconds") or 10.0), GAUGE_MIN_WINDOW_S)
+            max_secs = max(max_secs, 2 * min_secs)
+        if soak:  # the requested rate for the requested time (the delay ignores the invoke's own time: a floor)
+            min_secs = max_secs = float(soak["seconds"])
+            num_runs = max(1, int(float(soak["seconds"]) * float(soak["fps"])))
+            delay = 1.0 / float(soak["fps"])
         argv = bm.command_line(
             remote_bin, f"{remote}/{model.name}", threads=request.get("threads"), delegates=delegates,
             warmup_runs=int(request.get("warmup_runs", 1)), warmup_min_seconds=float(request.get("warmup_min_seconds", 0.5)),
-            runs=num_runs, min_seconds=float(request.get("min_seconds", 1.0)) * windows,
-            max_seconds=float(request.get("max_seconds") or 150.0), run_delay_s=float(request.get("run_delay_s") or 0.0),
+            runs=num_runs, min_seconds=min_secs, max_seconds=max_secs, run_delay_s=delay,
         )
         if mask:
             argv = ["taskset", mask, *argv]
         running = False
+        meter = None
         self._stop.clear()
         try:
             env["battery_before"], env["thermal_before"] = self.battery(), self.thermal()
@@ -460,9 +499,15 @@ class AdbTransport:
                   "device": self.label, "protocol": PROTOCOL_VERSION})
             if self._stop.is_set():
                 raise KeyboardInterrupt
+            meter = self._start_meter(energy, soak, emit)
             running, self._running = True, remote_bin
+            if meter is not None:
+                meter.loaded_start = meter.poller.clock()
             proc = self._run(["shell", shell_join(argv)], "benchmark_model", self._bench_timeout(request))
             running, self._running = False, None
+            if meter is not None:
+                meter.loaded_end = meter.poller.clock()
+                self._finish_meter(meter, emit)
             if self._stop.is_set():
                 raise KeyboardInterrupt
             text = (proc.stdout or "") + "\n" + (proc.stderr or "")
@@ -476,16 +521,108 @@ class AdbTransport:
                 emit(out.error)
             else:
                 out.result = self._result(parsed, request, model, delegates, affinity, num_runs, env)
+                if meter is not None:
+                    self._meter_result(meter, parsed, out.result)
                 out.events.append(out.result)
                 emit(out.result)
         except KeyboardInterrupt:
             out.interrupted = True
         finally:
             self._running = None
+            if meter is not None and meter.poller is not None:
+                meter.poller.stop()
             if running:  # a timeout or Ctrl-C: the binary may still run on the phone
                 self._quiet(["pkill", "-f", remote_bin])
             self._quiet(["rm", "-rf", remote])
         return out
+
+    # ------------------------------------------------------------ energy and battery soak
+
+    def battery_watts(self, notes: list[str]) -> float | None:
+        """The phone's discharge power now, from its fuel gauge (None when the files cannot be read)."""
+        text = self.shell(["cat", f"{BATTERY_DIR}/current_now", f"{BATTERY_DIR}/voltage_now", f"{BATTERY_DIR}/status"],
+                          "read the fuel gauge", timeout=10.0)
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            return None
+        return sysfs_battery_watts(lines[0], lines[1], lines[2] if len(lines) > 2 else None, notes)
+
+    def soak_reading(self) -> dict[str, Any] | None:
+        """One battery soak reading from `dumpsys battery` (the gauge's level, charge counter, voltage, temperature)."""
+        b = self.battery()
+        if not b:
+            return None
+        th = self.thermal() or {}
+        return {"capacity_pct": b["level_pct"], "charge_counter_uah": b["charge_counter_uah"],
+                "voltage_uv": b["voltage_mv"] * 1000 if b.get("voltage_mv") else None, "status": b["status"],
+                "temp_c": b["temperature_c"], "charging": b["charging"], "plugged": b["plugged"],
+                "thermal_status": th.get("status"), "hottest_c": th.get("hottest_c")}
+
+    def _start_meter(self, energy: dict[str, Any] | None, soak: dict[str, Any] | None, emit: Any) -> Any:
+        if soak:
+            first = self.soak_reading()
+            if first is None:
+                raise DeviceError(f"{self.label}: `dumpsys battery` gave no reading", "a battery soak needs the phone's "
+                                  "battery service; check `adb shell dumpsys battery`")
+            if (first["charging"] or first["plugged"]) and not soak.get("allow_charging"):
+                raise InputError(f"{self.label}: the phone is charging ({', '.join(first['plugged']) or 'charging'}): "
+                                 "a battery soak measures the battery draining",
+                                 "unplug the charger and use adb over Wi-Fi (adb tcpip), or allow charging")
+            poller = GaugePoller(self.soak_reading, float(soak.get("gauge_interval_s") or SOAK_INTERVAL_S)).start()
+            return _Meter(poller, soak=soak)
+        if not energy:
+            return None
+        notes: list[str] = []
+        if self.battery_watts(notes) is None:
+            return _Meter(None, notes=[f"the fuel gauge ({BATTERY_DIR}) cannot be read on this phone"])
+        interval = max(1.0 / float(energy.get("rate_hz") or 50.0), GAUGE_INTERVAL_S)
+        meter = _Meter(GaugePoller(lambda: self.battery_watts(notes), interval).start(), energy=energy, notes=notes)
+        meter.idle["before"] = self._idle(meter, "before", emit)
+        return meter
+
+    def _idle(self, meter: Any, when: str, emit: Any) -> list[float]:
+        settle, seconds = float(meter.energy.get("settle_seconds") or 1.0), float(meter.energy.get("idle_seconds") or 5.0)
+        seconds = max(seconds, GAUGE_MIN_WINDOW_S / 2)  # a few gauge updates at least
+        emit({"event": "progress", "phase": f"idle {when}", "done": 0, "total": 1})
+        if sleep_idle(settle, self._stop):
+            raise KeyboardInterrupt
+        t0 = meter.poller.clock()
+        if sleep_idle(seconds, self._stop):
+            raise KeyboardInterrupt
+        emit({"event": "progress", "phase": f"idle {when}", "done": 1, "total": 1})
+        return [t0, meter.poller.clock()]
+
+    def _finish_meter(self, meter: Any, emit: Any) -> None:
+        if meter.poller is None:
+            return
+        if meter.energy:
+            meter.idle["after"] = self._idle(meter, "after", emit)
+        meter.poller.stop()
+
+    def _meter_result(self, meter: Any, parsed: dict[str, Any], result: dict[str, Any]) -> None:
+        runs = int(parsed.get("runs") or 0) + int((parsed.get("warmup") or {}).get("runs") or 0)
+        if meter.soak:
+            p = meter.poller
+            elapsed = meter.loaded_end - meter.loaded_start
+            result["soak"] = {"seconds_requested": float(meter.soak["seconds"]), "seconds": elapsed,
+                              "fps_requested": float(meter.soak["fps"]), "inferences": runs,
+                              "fps": runs / elapsed if elapsed > 0 else None,
+                              "gauge": {"source": "adb:battery (dumpsys battery)", "notes": []},
+                              "readings": [dict(r, t=t - p.started) for t, r in p.samples],
+                              "thermal": [{"t": t - p.started,
+                                           "temperatures_c": {"hottest": r["hottest_c"]} if r.get("hottest_c") else None,
+                                           "throttled": [f"thermal status {r['thermal_status']}"]
+                                           if r.get("thermal_status") not in (None, "none") else []}
+                                          for t, r in p.samples],
+                              "allow_charging": bool(meter.soak.get("allow_charging"))}
+            return
+        if meter.poller is None:
+            result["power"] = {"sources": [], "windows": [], "idle": {}, "notes": meter.notes}
+            return
+        notes = [*meter.notes, "one loaded window: benchmark_model's warmup and timed runs (its model loading "
+                               "included); energy per inference is over both"]
+        result["power"] = power_record(meter.poller, "adb:battery", "whole phone, from its fuel gauge", meter.idle,
+                                       (meter.loaded_start, meter.loaded_end), runs, notes, GAUGE_MIN_WINDOW_S)
 
     def _failure(self, parsed: dict[str, Any], proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
         errors = [e for e in parsed["errors"] if "Benchmarking failed" not in e] or parsed["errors"]

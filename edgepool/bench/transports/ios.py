@@ -23,6 +23,13 @@ README, then write `result.json` atomically (a temporary name, then rename) hold
 the agent's base64 window encoding) and `"environment": {"thermal_state": "nominal" | "fair" | "serious" |
 "critical", ...}`, or `{"event": "error", "kind": "input" | "device", "message", "hint"}`.
 
+Energy (a request with `energy`): the battery diagnostics (IOPMPowerSource: `InstantAmperage` mA x `Voltage` mV,
+`IsCharging`) are read in this thread (the adapter is not thread-safe) through an idle window before the launch,
+the app's run (one loaded window: launch to result) and an idle window after; the iPhone refreshes them only every
+few seconds (GAUGE_REFRESH_S), which sets the shortest window. Battery soak (`soak`): the app runs one window of
+the soak's length at the soak's rate while the readings (capacity %, `AppleRawCurrentCapacity` mAh) are recorded;
+an iPhone that is charging or on external power is refused unless allowed.
+
 pymobiledevice3 is an optional extra (`pip install 'edgepool[ios]'`); all of its use is in the small adapter
 `Pmd3Device` below, so tests replace it with a thin stand-in. No iPhone exists on the machine that runs
 edgepool's tests (`tests/devices/test_ios_transport.py`).
@@ -48,6 +55,7 @@ from typing import Any, Protocol
 from ...errors import DeviceError, InputError
 from ...types import Transport
 from . import AgentRun
+from ._gauge import GaugePoller, power_record
 
 BUNDLE_ID = "dev.edgepool.bench"
 REQUEST_ARG = "--edgepool-request"
@@ -266,6 +274,69 @@ def battery_facts(raw: dict[str, Any] | None) -> dict[str, Any] | None:
             "current_ma": raw.get("InstantAmperage")}
 
 
+GAUGE_REFRESH_S = 5.0  # how often an iPhone refreshes its battery diagnostics: sets the shortest window
+
+
+def battery_watts(raw: dict[str, Any] | None) -> float | None:
+    """IOPMPowerSource -> discharge watts: InstantAmperage (mA; negative while discharging; some iOS versions send it
+    as an unsigned 64-bit number) x Voltage (mV); negative while charging (IsCharging)."""
+    if not raw:
+        return None
+    amps, volts = raw.get("InstantAmperage"), raw.get("Voltage")
+    if not isinstance(amps, int | float) or not isinstance(volts, int | float):
+        return None
+    if amps >= 2**63:
+        amps -= 2**64
+    watts = abs(amps) * volts / 1e6
+    return -watts if raw.get("IsCharging") else watts
+
+
+def soak_reading(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """IOPMPowerSource -> a soak reading: capacity % (CurrentCapacity over MaxCapacity when that is not 100),
+    the raw charge in uAh (AppleRawCurrentCapacity, mAh) when present, voltage, temperature, charging."""
+    facts = battery_facts(raw)
+    if not facts or not raw:
+        return None
+    mah = raw.get("AppleRawCurrentCapacity")
+    return {"capacity_pct": facts["level_pct"], "charge_uah": mah * 1000 if isinstance(mah, int | float) else None,
+            "voltage_uv": raw["Voltage"] * 1000 if isinstance(raw.get("Voltage"), int | float) else None,
+            "temp_c": facts["temperature_c"], "status": "charging" if raw.get("IsCharging") else "discharging",
+            "power_w": battery_watts(raw)}
+
+
+class _Sampler:
+    """Battery diagnostics read in the thread that drives the device (its adapter is not thread-safe): `poll()` is
+    called from the idle waits and the result-polling loop and reads when a reading is due."""
+
+    def __init__(self, dev: Any, interval_s: float) -> None:
+        self.dev = dev
+        self.poller = GaugePoller(lambda: battery_watts(dev.battery()), interval_s)
+        self.poller.started = self.poller.clock()
+        self.next = 0.0
+
+    def poll(self) -> None:
+        now = self.poller.clock()
+        if now >= self.next:
+            self.next = now + self.poller.interval_s
+            try:
+                w = self.poller.read()
+            except Exception:
+                w = None
+            if w is None:
+                self.poller.errors += 1
+            else:
+                self.poller.samples.append((self.poller.clock(), w))
+
+    def wait(self, seconds: float, stop: threading.Event) -> list[float]:
+        t0 = self.poller.clock()
+        while self.poller.clock() - t0 < seconds:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            self.poll()
+            stop.wait(min(0.05, self.poller.interval_s))
+        return [t0, self.poller.clock()]
+
+
 def window_event(w: dict[str, Any]) -> dict[str, Any]:
     """A window from the app's result.json -> the agent's `window` event (base64 of int64 ns, little-endian)."""
     if "latencies" in w:
@@ -304,6 +375,7 @@ class IosTransport:
         self.label = label or ("ios://" + (udid or ""))
         self._open = device_factory or open_device
         self._stop = threading.Event()
+        self._sampler: _Sampler | None = None
 
     def interrupt(self) -> None:
         """Stop waiting for the app, from any thread (the multi-device runner's Ctrl-C): `run` notices within one
@@ -363,16 +435,44 @@ class IosTransport:
                            "compute_units": self.compute_units,
                            "inputs": {"mode": "random", "seed": int((request.get("inputs") or {}).get("seed") or 0)},
                            **{k: request.get(k) for k in REQUEST_FIELDS if k in request}}
+            energy, soak = request.get("energy"), request.get("soak")
+            sampler = idle = None
+            if energy:
+                sampler, idle = self._idle_before(dev, energy, app_request, emit)
+            soaker = self._soak_start(dev, soak, app_request) if soak else None
             emit({"event": "progress", "phase": "push", "done": 0, "total": 1})
             dev.put(self.bundle_id, [(f"{folder}/{model.name}", model),
                                      (f"{folder}/request.json", json.dumps(app_request, indent=1).encode())])
             emit({"event": "progress", "phase": "push", "done": 1, "total": 1})
+            loaded_start = time.monotonic()
             pid = dev.launch(self.bundle_id, [REQUEST_ARG, f"{rel}/request.json"], {REQUEST_ENV: f"{rel}/request.json"})
             emit({"event": "hello", "runtime": "coreml", "transport": self.name, "device": self.label, "pid": pid,
                   "protocol": PROTOCOL_VERSION})
-            doc = self._wait(dev, f"{folder}/result.json", self._timeout(request))
+            self._sampler = sampler or soaker
+            try:
+                doc = self._wait(dev, f"{folder}/result.json", self._timeout(request))
+            finally:
+                self._sampler = None
+            loaded_end = time.monotonic()
+            if sampler is not None and idle is not None and energy:
+                emit({"event": "progress", "phase": "idle after", "done": 0, "total": 1})
+                sampler.wait(float(energy.get("settle_seconds") or 1.0), self._stop)
+                idle["after"] = sampler.wait(self._idle_s(energy), self._stop)
+                sampler.poller.stopped = sampler.poller.clock()
             env["battery_after"] = battery_facts(dev.battery())
             self._collect(doc, env, out, emit)
+            if soaker is not None and out.result is not None:
+                out.result["soak"] = self._soak_record(soaker, soak, doc, loaded_end - loaded_start)
+            if sampler is not None and idle is not None and out.result is not None:
+                w = doc.get("windows") or []
+                runs = sum(int(x.get("runs") or len(x.get("latencies_ms") or [])) for x in w)
+                runs += int((doc.get("warmup") or {}).get("runs") or 0)
+                notes = [f"the iPhone refreshes its battery readings about every {GAUGE_REFRESH_S:g} s: windows are "
+                         f"at least {3 * GAUGE_REFRESH_S:g} s",
+                         "one loaded window: the app's launch to its result (its warmup and timed runs, and its start)"]
+                out.result["power"] = power_record(sampler.poller, "ios:diagnostics",
+                                                   "whole iPhone, from its battery gauge (IOPMPowerSource)", idle,
+                                                   (loaded_start, loaded_end), runs, notes, 3 * GAUGE_REFRESH_S)
         except KeyboardInterrupt:
             out.interrupted = True
         finally:
@@ -385,10 +485,50 @@ class IosTransport:
                 dev.close()
         return out
 
+    def _soak_start(self, dev: IosDevice, soak: dict[str, Any], app_request: dict[str, Any]) -> _Sampler:
+        """Battery soak: the app runs one window of the soak's length at the soak's rate (run_delay_s = 1/fps, a
+        floor: the invoke's own time adds to it) while the battery diagnostics are read every refresh."""
+        raw = dev.battery() or {}
+        if (raw.get("IsCharging") or raw.get("ExternalConnected")) and not soak.get("allow_charging"):
+            raise InputError(f"{self.label}: the iPhone is charging or on external power: a battery soak measures "
+                             "the battery draining", "unplug it (keep it paired over Wi-Fi), or allow charging")
+        seconds, fps = float(soak["seconds"]), float(soak["fps"])
+        app_request.update(windows=1, min_seconds=seconds, max_seconds=seconds, runs=max(1, int(seconds * fps)),
+                           run_delay_s=1.0 / fps)
+        sampler = _Sampler(dev, GAUGE_REFRESH_S)
+        sampler.poller.read = lambda: soak_reading(dev.battery())
+        return sampler
+
+    def _soak_record(self, soaker: _Sampler, soak: dict[str, Any], doc: dict[str, Any], elapsed: float) -> dict[str, Any]:
+        p = soaker.poller
+        runs = sum(int(w.get("runs") or len(w.get("latencies_ms") or [])) for w in doc.get("windows") or [])
+        return {"seconds_requested": float(soak["seconds"]), "seconds": elapsed, "fps_requested": float(soak["fps"]),
+                "inferences": runs, "fps": runs / elapsed if elapsed > 0 else None,
+                "gauge": {"source": "ios:diagnostics (IOPMPowerSource)",
+                          "notes": [f"readings refresh about every {GAUGE_REFRESH_S:g} s"]},
+                "readings": [dict(r, t=t - p.started) for t, r in p.samples], "thermal": [],
+                "allow_charging": bool(soak.get("allow_charging"))}
+
+    def _idle_s(self, energy: dict[str, Any]) -> float:
+        return max(float(energy.get("idle_seconds") or 5.0), 2 * GAUGE_REFRESH_S)
+
+    def _idle_before(self, dev: IosDevice, energy: dict[str, Any], app_request: dict[str, Any],
+                     emit: Callable[[dict[str, Any]], None]) -> tuple[_Sampler, dict[str, list[float]]]:
+        """Energy: windows long enough for the gauge's refresh, then the idle window before the app starts."""
+        windows = max(1, int(app_request.get("windows") or 1))
+        need = max(float(energy.get("window_seconds") or 10.0), 3 * GAUGE_REFRESH_S) / windows
+        app_request["min_seconds"] = max(float(app_request.get("min_seconds") or 0.0), need)
+        sampler = _Sampler(dev, max(GAUGE_REFRESH_S / 4, 0.05))
+        emit({"event": "progress", "phase": "idle before", "done": 0, "total": 1})
+        sampler.wait(float(energy.get("settle_seconds") or 1.0), self._stop)
+        return sampler, {"before": sampler.wait(self._idle_s(energy), self._stop)}
+
     def _wait(self, dev: IosDevice, remote: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         bad = None
         while True:
+            if self._sampler is not None:
+                self._sampler.poll()
             if self._stop.is_set():
                 raise KeyboardInterrupt
             data = dev.read(self.bundle_id, remote)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import DeviceError
-from . import AGENT_PATH, AgentRun, stderr_tail
+from . import AGENT_FILES, AgentRun, stderr_tail
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
 
@@ -57,8 +57,9 @@ class LocalTransport:
     def run(self, request: dict[str, Any], on_event: Any = None) -> AgentRun:
         out = AgentRun()
         with tempfile.TemporaryDirectory(prefix="edgepool-agent-") as tmp:
+            for name, src in AGENT_FILES:
+                shutil.copyfile(src, Path(tmp) / name)
             agent = Path(tmp) / "agent.py"
-            shutil.copyfile(AGENT_PATH, agent)
             err_path = Path(tmp) / "stderr.txt"
             with open(err_path, "wb") as err:
                 try:

@@ -48,7 +48,7 @@ from typing import Any
 
 from ...errors import DeviceError, InputError
 from .. import benchmark_model as bm
-from . import AGENT_PATH, AgentRun, stderr_tail
+from . import AGENT_FILES, AgentRun, stderr_tail
 
 GRACE_S = 15.0  # how long an interrupted agent gets to send its result
 MIN_PYTHON = (3, 9)
@@ -302,7 +302,7 @@ class SshTransport:
         if self.benchmark_binary is not None:
             return self.run_binary(request, on_event)
         req = json.loads(json.dumps(request))
-        files: list[tuple[str, Path | bytes]] = [("agent.py", AGENT_PATH), ("model.tflite", Path(req["model_path"]))]
+        files: list[tuple[str, Path | bytes]] = [*AGENT_FILES, ("model.tflite", Path(req["model_path"]))]
         req["model_path"] = "model.tflite"  # relative to the private folder, the agent's working directory
         inputs = req.get("inputs") or {}
         if inputs.get("samples_path"):
@@ -314,7 +314,7 @@ class SshTransport:
     def probe(self) -> dict[str, Any]:
         """What the device offers (agent.py --probe, run in a private folder there): machine, Python, numpy,
         TFLite runtimes, Edge TPU, CPU, governor, temperatures, free disk, emulation. DeviceError if unreachable."""
-        run = self._session([("agent.py", AGENT_PATH)], ["--probe"], None)
+        run = self._session(list(AGENT_FILES), ["--probe"], None)
         found = next((ev for ev in run.events if ev.get("event") == "probe"), None)
         if found is None:
             tail = run.stderr_tail.splitlines()[-1] if run.stderr_tail else f"exit code {run.returncode}"
