@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..models import HEAD_POOLS, POOLS
 from . import _common
 from ._options import DATA_FLAGS, ChannelsOpt, DataOpt, ImageSizeOpt, JsonOpt, SkipBadOpt, load_data
 
@@ -25,7 +26,7 @@ def train(
     ctx: typer.Context,
     data: DataOpt = "mnist-5k",
     model: Annotated[str, typer.Option("--model", "-m", help="Model preset (see `edgepool models`)")] = "small",
-    pool: Annotated[str | None, typer.Option("--pool", help="Downsampling for every block: max | avg | l2 | strided | none")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help=f"Downsampling for every block: {' | '.join(POOLS)}; or a pooling head: {' | '.join(HEAD_POOLS)} (edgepool pooling layers)")] = None,
     head: Annotated[str | None, typer.Option("--head", help="flatten | global-avg | global-max")] = None,
     width: Annotated[float | None, typer.Option("--width", help="Width multiplier for the filter counts, in (0, 8]")] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Maximum epochs, >= 1 (early stopping on validation)")] = 40,

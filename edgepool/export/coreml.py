@@ -49,8 +49,6 @@ if TYPE_CHECKING:
 # weights with fewer elements stay FP16/FP32 (coremltools' default of 2048 would skip a small CNN)
 WEIGHT_THRESHOLD = 64
 
-# downsampling choices that convert (what the error hint points to)
-CONVERTIBLE_DOWNSAMPLING = ("max", "avg", "l2", "strided", "none")
 
 INPUT_NAME = "input"
 _TMP_PREFIX = "edgepool-coreml-"
@@ -305,9 +303,8 @@ def _conversion_error(e: BaseException, model: Any) -> ExportError:
     first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
     return ExportError(
         f"Core ML conversion failed: {what}{op} coremltools cannot convert ({first})",
-        "rebuild the model with a downsampling choice that converts: "
-        + ", ".join(CONVERTIBLE_DOWNSAMPLING)
-        + " (pooling layers max/avg/l2, or a stride-2 conv)",
+        "replace that layer with one built from standard ops: every pooling layer of edgepool's library "
+        "converts (the pooling compatibility matrix lists them)",
     )
 
 
@@ -500,4 +497,4 @@ def discard(artifact: Artifact) -> None:
             shutil.rmtree(data.parent, ignore_errors=True)
 
 
-__all__ = ["CONVERTIBLE_DOWNSAMPLING", "discard", "export"]
+__all__ = ["discard", "export"]

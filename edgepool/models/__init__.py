@@ -2,8 +2,12 @@
 
 A block is conv -> batch-norm -> ReLU (optionally depthwise-separable, optionally repeated), then one
 downsampling step chosen per block: `max`, `avg`, `l2` (L2/Lp pooling), `strided` (a learned
-stride-s 3x3 conv), or `none`. The head is `flatten`, `global-avg` or `global-max`, then dropout and a
-Dense layer that outputs logits.
+stride-s 3x3 conv), `none`, or a layer of `edgepool.layers`: `adaptive-max` / `adaptive-avg`
+(adaptive pooling to the size max pooling would give, with PyTorch's bins: overlapping windows where
+the stride does not divide the map), `stochastic` (stochastic pooling). The head is `flatten`,
+`global-avg`, `global-max`, `spp` (spatial pyramid pooling, levels 1, 2, 4 as far as the last map
+allows) or `attention` (attention pooling), then dropout and a Dense layer that outputs logits.
+`with_pool("spp")` / `with_pool("attention")` keep the blocks and set the head.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ from ..errors import InputError, ModelError
 if TYPE_CHECKING:
     from ..runs import Run
 
-POOLS = ("max", "avg", "l2", "strided", "none")
-HEADS = ("flatten", "global-avg", "global-max")
+POOLS = ("max", "avg", "l2", "strided", "none", "adaptive-max", "adaptive-avg", "stochastic")
+HEADS = ("flatten", "global-avg", "global-max", "spp", "attention")
+HEAD_POOLS = ("spp", "attention")  # pooling choices that replace the head, not the blocks' downsampling
+POOL_CHOICES = POOLS + HEAD_POOLS
+SPP_LEVELS = (1, 2, 4)
 PADDINGS = ("same", "valid")
 # Small data sets take few steps per epoch: a faster moving average keeps BN statistics usable early.
 BN_MOMENTUM = 0.9
@@ -51,8 +58,10 @@ class ModelSpec:
     full_res_stem_max: int = 12
 
     def with_pool(self, pool: str) -> ModelSpec:
-        """The same spec with every block's downsampling set to `pool`."""
-        check_choice("pool", pool, POOLS)
+        """The same spec with every block's downsampling set to `pool` (a head pool: the head set to it)."""
+        check_choice("pool", pool, POOL_CHOICES)
+        if pool in HEAD_POOLS:
+            return dataclasses.replace(self, head=pool, blocks=[dataclasses.replace(b) for b in self.blocks])
         return dataclasses.replace(self, blocks=[dataclasses.replace(b, pool=pool) for b in self.blocks])
 
     def count(self, input_shape: tuple[int, int, int], num_classes: int) -> tuple[int, int]:
@@ -148,7 +157,7 @@ def preset(name: str) -> ModelSpec:
 def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int, seed: int | None = None) -> Any:
     """Build the tf_keras Model for `spec` (float NHWC input, logits output)."""
     from .._tf import keras
-    from ..layers import l2_pooling_class
+    from ..layers import get as layer
 
     spec.validate()
     k = keras()
@@ -162,9 +171,11 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
     if max(input_shape[0], input_shape[1]) <= spec.full_res_stem_max:
         pools[0] = "none"
     h, w = input_shape[0], input_shape[1]
+    sizes = []  # the map size after each block
     for i, pool in enumerate(pools):
         if pool != "none":
             h, w = _downsampled(spec, input_shape, i, h, w)
+        sizes.append((h, w))
     inp = L.Input(shape=tuple(input_shape), name="image")
     x = inp
     for i, b in enumerate(spec.blocks):
@@ -186,7 +197,12 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
         elif b.pool == "avg":
             x = L.AveragePooling2D(b.pool_size, stride, b.padding, name=f"b{i}_avgpool")(x)
         elif b.pool == "l2":
-            x = l2_pooling_class()(b.pool_size, stride, b.padding, name=f"b{i}_l2pool")(x)
+            x = layer("L2Pooling2D")(b.pool_size, stride, b.padding, name=f"b{i}_l2pool")(x)
+        elif b.pool in ("adaptive-max", "adaptive-avg"):
+            cls = layer("AdaptiveMaxPooling2D" if b.pool == "adaptive-max" else "AdaptiveAveragePooling2D")
+            x = cls(sizes[i], name=f"b{i}_{b.pool.replace('-', '')}pool")(x)
+        elif b.pool == "stochastic":
+            x = layer("StochasticPooling2D")(b.pool_size, stride, b.padding, seed=seed, name=f"b{i}_stochpool")(x)
         elif b.pool == "strided":
             x = L.Conv2D(f, 3, strides=stride, padding=b.padding, use_bias=False, name=f"b{i}_stridedconv",
                          kernel_initializer=init())(x)
@@ -196,19 +212,106 @@ def build_model(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes:
         x = L.Flatten(name="flatten")(x)
     elif spec.head == "global-avg":
         x = L.GlobalAveragePooling2D(name="gap")(x)
-    else:
+    elif spec.head == "global-max":
         x = L.GlobalMaxPooling2D(name="gmp")(x)
+    elif spec.head == "spp":
+        x = layer("SpatialPyramidPooling2D")(spp_levels(h, w), name="spp")(x)
+    else:
+        x = layer("AttentionPooling")(name="attnpool")(x)
     if spec.dropout:
         x = L.Dropout(spec.dropout, seed=seed, name="dropout")(x)
     out = L.Dense(num_classes, name="logits", kernel_initializer=init())(x)
     return k.Model(inp, out, name=spec.name.replace("-", "_"))
 
 
+SEQUENCE_POOLS = ("max", "avg", "l2", "adaptive-max", "attention")
+
+
+def build_sequence_model(length: int | None, channels: int, num_classes: int, pool: str = "max",
+                         filters: tuple[int, ...] = (16, 32), seed: int | None = None) -> Any:
+    """A small 1D CNN for sensor sequences (accelerometer, ECG, audio features): (length, channels) in,
+    logits out. Each block is Conv1D -> BN -> ReLU -> 1D pooling (`max`, `avg`, `l2`; `adaptive-max`
+    halves the length with PyTorch's bins; `attention` pools windows by max and ends in attention
+    pooling); the head is global average pooling (or attention pooling). `length` None takes any length."""
+    from .._tf import keras
+    from ..layers import get as layer
+
+    check_choice("pool", pool, SEQUENCE_POOLS)
+    k = keras()
+    L = k.layers
+
+    def init(i: int) -> Any:
+        return k.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + i)
+
+    inp = L.Input(shape=(length, channels), name="sequence")
+    x = inp
+    n = length
+    for i, f in enumerate(filters):
+        x = L.Conv1D(f, 5, padding="same", use_bias=False, kernel_initializer=init(i), name=f"b{i}_conv")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"b{i}_bn")(x)
+        x = L.ReLU(name=f"b{i}_relu")(x)
+        if pool == "adaptive-max" and n is not None:  # (a variable length pools by max windows)
+            x = layer("AdaptiveMaxPooling1D")(-(-n // 2), name=f"b{i}_adaptivemaxpool")(x)
+        elif pool in ("max", "attention", "adaptive-max"):
+            x = layer("MaxPooling1D")(2, padding="same", name=f"b{i}_maxpool")(x)
+        elif pool == "avg":
+            x = layer("AveragePooling1D")(2, padding="same", name=f"b{i}_avgpool")(x)
+        else:
+            x = layer("L2Pooling1D")(2, padding="same", name=f"b{i}_l2pool")(x)
+        n = None if n is None else -(-n // 2)
+    x = (layer("AttentionPooling")(name="attnpool") if pool == "attention"
+         else layer("GlobalAveragePooling1D")(name="gap"))(x)
+    out = L.Dense(num_classes, name="logits", kernel_initializer=init(99))(x)
+    return k.Model(inp, out, name=f"sequence_{pool.replace('-', '_')}")
+
+
+def build_segmentation_model(input_shape: tuple[int, int, int], num_classes: int, filters: tuple[int, ...] = (16, 32),
+                             seed: int | None = None) -> Any:
+    """A small SegNet-style encoder-decoder: per-pixel logits (H, W, classes).
+
+    Encoder blocks: Conv -> BN -> ReLU -> MaxPoolingWithIndices2D(2, "same"); decoder blocks, in
+    reverse: MaxUnpooling2D with the matching indices (back to the encoder's exact size, odd sizes
+    included) -> Conv -> BN -> ReLU; a 1x1 Conv gives the class logits. No custom ops: it converts to
+    TFLite builtins and Core ML."""
+    from .._tf import keras
+    from ..layers import get as layer
+
+    k = keras()
+    L = k.layers
+
+    def init(i: int) -> Any:
+        return k.initializers.GlorotUniform(seed=None if seed is None else seed * 1000 + i)
+
+    inp = L.Input(shape=tuple(input_shape), name="image")
+    x = inp
+    skips = []
+    for i, f in enumerate(filters):
+        x = L.Conv2D(f, 3, padding="same", use_bias=False, kernel_initializer=init(i), name=f"enc{i}_conv")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"enc{i}_bn")(x)
+        x = L.ReLU(name=f"enc{i}_relu")(x)
+        size = tuple(x.shape[1:3])
+        x, idx = layer("MaxPoolingWithIndices2D")(2, "same", name=f"enc{i}_pool")(x)
+        skips.append((idx, size))
+    for j, (idx, size) in enumerate(reversed(skips)):
+        x = layer("MaxUnpooling2D")(2, output_size=size, name=f"dec{j}_unpool")([x, idx])
+        f_out = filters[len(filters) - 2 - j] if j < len(filters) - 1 else filters[0]
+        x = L.Conv2D(f_out, 3, padding="same", use_bias=False, kernel_initializer=init(50 + j), name=f"dec{j}_conv")(x)
+        x = L.BatchNormalization(momentum=BN_MOMENTUM, name=f"dec{j}_bn")(x)
+        x = L.ReLU(name=f"dec{j}_relu")(x)
+    out = L.Conv2D(num_classes, 1, name="logits", kernel_initializer=init(99))(x)
+    return k.Model(inp, out, name="segnet_mini")
+
+
+def spp_levels(h: int, w: int) -> tuple[int, ...]:
+    """The spatial pyramid levels for an h x w last map: 1, 2, 4 as far as the map has that many cells."""
+    return tuple(n for n in SPP_LEVELS if n == 1 or n <= min(h, w))
+
+
 def _downsampled(spec: ModelSpec, input_shape: tuple[int, int, int], i: int, h: int, w: int) -> tuple[int, int]:
     """The feature map size after block `i`'s downsampling step (an error when nothing is left)."""
     b = spec.blocks[i]
     s = b.pool_stride or b.pool_size
-    win = 3 if b.pool == "strided" else b.pool_size
+    win = 3 if b.pool == "strided" else b.pool_size  # adaptive pooling: the size max pooling gives
     h, w = ((-(-h // s), -(-w // s)) if b.padding == "same" else ((h - win) // s + 1, (w - win) // s + 1))
     if h < 1 or w < 1:
         raise InputError(
@@ -245,6 +348,8 @@ def count_macs(model: Any) -> int:
             total += h * w * c_out * c_in * kh * kw
         elif isinstance(layer, L.Dense):
             total += int(layer.input_shape[-1]) * layer.units
+        elif callable(getattr(layer, "macs", None)):  # edgepool layers with weights (attention pooling)
+            total += int(layer.macs())
     return int(total)
 
 
@@ -277,6 +382,11 @@ def _count(spec: ModelSpec, input_shape: tuple[int, int, int], num_classes: int)
             params += 9 * c * c + 4 * c
             macs += h * w * 9 * c * c
     features = h * w * c if spec.head == "flatten" else c
+    if spec.head == "spp":
+        features = sum(n * n for n in spp_levels(h, w)) * c
+    elif spec.head == "attention":  # a 1x1 score conv (c weights + bias) over the h x w positions
+        params += c + 1
+        macs += h * w * c
     params += (features + 1) * num_classes
     macs += features * num_classes
     return int(params), int(macs)
