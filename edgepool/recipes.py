@@ -59,6 +59,11 @@ SCHEMA: dict[str, Field] = {
     "qat_learning_rate": Field(
         Kind.NUMBER, range=Range(0, 1, lo_inclusive=False), applies_to=_TFLITE, meaning="QAT learning rate"
     ),
+    "float_layers": Field(
+        Kind.STRINGS, applies_to=_TFLITE,
+        meaning="layers kept in float inside a full-int8 model: Keras layer class names or layer-name patterns",
+    ),
+    "float_ops": Field(Kind.STRINGS, applies_to=_TFLITE, meaning="TFLite ops kept in float (e.g. SQRT) inside a full-int8 model"),
     # coreml
     "compute_precision": Field(Kind.STRING, choices=PRECISIONS, applies_to=_COREML, meaning="Core ML compute precision"),
     "weight_compression": Field(Kind.STRING, choices=Compression, applies_to=_COREML, meaning="Core ML weight compression"),
@@ -85,6 +90,10 @@ class QuantRecipe:
     per_channel: bool = True
     qat_epochs: int = 0
     qat_learning_rate: float = 5e-4
+    # selective quantization: an island kept in float inside a full-int8 model (QuantizationDebugger's
+    # denylists); layers by class or layer name, shell patterns allowed (`L2Pooling*`, `b*_l2pool`), ops by TFLite name
+    float_layers: tuple[str, ...] = ()
+    float_ops: tuple[str, ...] = ()
     compute_precision: str = "float16"
     weight_compression: Compression = Compression.NONE
     palettize_nbits: int = 4
@@ -105,6 +114,11 @@ class QuantRecipe:
         return self.qat_epochs > 0
 
     @property
+    def selective(self) -> bool:
+        """Full int8 with an island of layers / ops kept in float."""
+        return bool(self.float_layers or self.float_ops)
+
+    @property
     def compressed(self) -> bool:
         """Core ML weights stored compressed (8-bit linear or palettized)."""
         return self.format is RecipeFormat.COREML and self.weight_compression is not Compression.NONE
@@ -115,6 +129,8 @@ class QuantRecipe:
         for k, v in d.items():
             if isinstance(v, enum.Enum):
                 d[k] = v.value
+            elif isinstance(v, tuple):
+                d[k] = list(v)
         d["path"] = str(self.path)
         return d
 
@@ -215,6 +231,9 @@ def load_recipe_file(path: str | Path) -> QuantRecipe:
     """Read and fully check one recipe file; raises RecipeError naming the file and key."""
     path = Path(path)
     values = config.load_table(path, SCHEMA, error=RecipeError, what=WHAT, variant="format")
+    for key in ("float_layers", "float_ops"):
+        if key in values:
+            values[key] = tuple(values[key])
     recipe = QuantRecipe(name=path.stem, path=path, **values)
     _check_consistent(recipe, set(values), Origin(path, RecipeError, WHAT))
     return recipe
@@ -245,5 +264,13 @@ def _check_consistent(r: QuantRecipe, given: set[str], origin: Origin) -> None:
             "per_channel", "QAT fake-quantizes conv weights per channel (TFMOT's default scheme)",
             "remove per_channel = false from a QAT recipe; per-tensor is for post-training recipes",
         )
+    if r.selective and not r.full_integer:
+        key = "float_layers" if r.float_layers else "float_ops"
+        raise origin.fail(key, "keeps an island in float inside a full-int8 model, which needs int8 activations",
+                          'set activations = "int8", or remove the key')
+    if r.selective and r.qat:
+        key = "float_layers" if r.float_layers else "float_ops"
+        raise origin.fail(key, "selective float islands apply to post-training int8 only",
+                          "remove qat_epochs, or the float island")
     if r.qat and r.activations != "int8":
         raise origin.fail("qat_epochs", "QAT (qat_epochs > 0) needs full-integer activations", 'set activations = "int8"')

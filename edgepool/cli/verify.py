@@ -17,6 +17,11 @@ def register(app: typer.Typer) -> None:
 
 def verify(
     export_path: Annotated[Path, typer.Argument(metavar="EXPORT", help="An export directory (or its model file)")],
+    per_layer: Annotated[bool, typer.Option(
+        "--per-layer", help="Where a full-int8 export loses accuracy: every layer's quantization error on the test "
+        "split (TensorFlow's QuantizationDebugger), worst first, and the layers to keep in float")] = False,
+    samples: Annotated[int | None, typer.Option(
+        "--samples", min=1, help="With --per-layer: use the first N test samples (default: all)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-verify an export: parity with the source Keras model and accuracy on the test split."""
@@ -25,6 +30,18 @@ def verify(
     from ..types import Status
     from ._render import progress_bar
 
+    if samples is not None and not per_layer:
+        from ..errors import InputError
+
+        raise InputError("--samples applies to --per-layer only", "add --per-layer, or drop --samples")
+    if per_layer:
+        with progress_bar(enabled=not json_out) as cb:
+            report = pipeline.per_layer(export_path, samples=samples, progress=cb)
+        if json_out:
+            _common.print_json(report.to_dict())
+        else:
+            _render_per_layer(export_path, report)
+        return
     with progress_bar(enabled=not json_out) as cb:
         export, v = pipeline.verify(export_path, progress=cb)
     if json_out:
@@ -88,3 +105,39 @@ def _render(path: Path, v: object) -> None:
     for k, val in details.items():
         t.add_row(escape(_label(k)), escape(_shown(k, val)))
     _common.console().print(t)
+
+
+def _render_per_layer(path: Path, report: object) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ..verify.per_layer import PerLayerReport
+
+    assert isinstance(report, PerLayerReport)
+    t = Table(title=f"quantization error per layer of {path} ({report.samples} test samples, worst first)")
+    for col in ("#", "layer", "op", "rmse/scale", "mean error", "max |error|", "vs float model"):
+        t.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for i, e in enumerate(report.errors, 1):
+        flag = " !" if e.rmse_scale > report.threshold else ""
+        acc = "-" if e.float_rmse is None else f"{100 * e.float_rmse:.1f} %"
+        t.add_row(str(i), escape(e.layer), e.op, f"{e.rmse_scale:.3f}{flag}", f"{e.mean_error:+.3g}",
+                  f"{e.max_abs_error:.3g}", acc)
+    c = _common.console()
+    c.print(t)
+    for note in report.notes:
+        c.print(escape(note))
+    c.print(f"rmse/scale: the op's own error in units of its int8 step (rounding alone gives 0.289; "
+            f"! above {report.threshold}); vs float model: the tensor's accumulated error relative to its RMS")
+    if report.flagged:
+        c.print(f"above rmse/scale {report.threshold}: {escape(', '.join(report.flagged))}")
+    gains = ", ".join(f"{r['layer']} {r['gain_pp']:+.1f} pp" for r in report.trials[:6])
+    if gains:
+        c.print(f"top-1 agreement with the float model when one layer stays float: {escape(gains)}")
+    if report.keep_float and report.combined:
+        layers = ", ".join(f'"{n}"' for n in report.keep_float)
+        comb = report.combined
+        c.print(f"keep in float: {escape(', '.join(report.keep_float))} (together: agreement "
+                f"{_common.fmt_pct(comb['int8_agreement'])} -> {_common.fmt_pct(comb['agreement'])})")
+        c.print(escape(f"  copy the int8-float-pool recipe with float_layers = [{layers}] and export with it"))
+    else:
+        c.print("keep in float: none (no single layer in float raises agreement by 0.5 pp or more)")
