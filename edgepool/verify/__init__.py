@@ -57,6 +57,16 @@ def keras_logits(run: Run, x: np.ndarray) -> np.ndarray:
     from .._tf import quiet_stderr
     from ..models import load_run_model
 
+    if run.manifest.get("source"):  # an imported model: its own runtime is the reference (onnxruntime, LiteRT)
+        from ..importers import reference_logits
+
+        key = (str(run.path.resolve()), (run.path / "manifest.json").stat().st_mtime_ns, hashlib.sha1(x.tobytes()).digest())
+        if key not in _REFERENCE:
+            ref = reference_logits(run, x)
+            if ref is not None:
+                _REFERENCE[key] = ref
+        if key in _REFERENCE:
+            return _REFERENCE[key]
     run.require_model()
     key = (str(run.model_path.resolve()), run.model_path.stat().st_mtime_ns, hashlib.sha1(x.tobytes()).digest())
     if key not in _REFERENCE:
@@ -64,6 +74,15 @@ def keras_logits(run: Run, x: np.ndarray) -> np.ndarray:
         with quiet_stderr():
             _REFERENCE[key] = model.predict(x, batch_size=256, verbose=0)
     return _REFERENCE[key]
+
+
+def reference_name(run: Run) -> str:
+    """What `keras_logits` compares exports with: the Keras float model, or an imported model's own runtime."""
+    if run.manifest.get("source"):
+        from ..importers import reference_name as imported
+
+        return imported(run) or "keras float model"
+    return "keras float model"
 
 
 def run_tflite_child(model_file: Path, x: np.ndarray, timeout: float = 600) -> np.ndarray:
@@ -162,7 +181,7 @@ def verify_tflite(model_file: Path, run: Run, recipe: QuantRecipe, profile: Devi
     out = run_tflite_child(model_file, x)
     depth = tflite_depth(model_file) if criteria.is_fp16(recipe) else 1
     v = compare(out, ref, y, recipe, float_exact=recipe.is_float32, depth=depth)
-    v.details = {"executor": "litert-interpreter (child process)", "reference": "keras float model", **v.details}
+    v.details = {"executor": "litert-interpreter (child process)", "reference": reference_name(run), **v.details}
     target = profile_runtime(profile)
     if target is not None:
         check = runtime_check(model_file, x, y, ref, out, recipe, target, depth)
