@@ -9,8 +9,9 @@ STAMP := $(VENV)/.edgepool-installed
 # System packages of the device tests (tests/devices): an OpenSSH server and client for the sshd on
 # 127.0.0.1, qemu-user-static + mmdebstrap for the emulated Raspberry Pi. Installed only when missing
 # (dpkg -s), as root, quietly; the Pi image itself is built once and cached (tests/devices/build_pi.py).
-# chromium: the headless browser the HTML report test opens the report in.
-SYSTEM_PACKAGES := openssh-server openssh-client qemu-user-static mmdebstrap chromium
+# chromium: the headless browser the HTML report test opens the report in. kotlin (kotlinc 1.3, ~90 MB with
+# its Java libraries): compiles the Android example's plain-Kotlin code in tests/integration/test_android_kotlin.py.
+SYSTEM_PACKAGES := openssh-server openssh-client qemu-user-static mmdebstrap chromium kotlin
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/harness.py
 	$(BIN)/python benchmarks/coreml.py
 	$(BIN)/python benchmarks/transport.py
+	$(BIN)/python benchmarks/energy.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check edgepool tests benchmarks

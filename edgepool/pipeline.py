@@ -251,6 +251,10 @@ def model_source(run: Run, recipe: QuantRecipe, progress: ProgressFn | None = No
         "model_spec": run.manifest["model"]["spec"],
         "keras_test_accuracy": run.manifest["metrics"]["test_accuracy"],
     }
+    imported = run.manifest.get("source")
+    if isinstance(imported, dict) and imported.get("kind"):  # a run made by `edgepool import` (edgepool.importers)
+        meta["source_model"] = {k: imported.get(k) for k in ("kind", "name", "sha256", "layout", "reference", "converted_with")}
+        facts["output_kind"] = imported.get("output_kind", "logits")
     return ModelSource(model, run.labels, run.input_spec, calib, meta, facts)
 
 
@@ -350,6 +354,54 @@ def verify(path: Path, *, progress: ProgressFn | None = None) -> tuple[Export, V
     v = verify_export(export, run, recipe)
     step(3, "done")
     return export, v
+
+
+def per_layer(path: Path, *, samples: int | None = None, progress: ProgressFn | None = None) -> Any:
+    """Where a full-integer TFLite export loses accuracy: TensorFlow's QuantizationDebugger over the run's
+    test split (`verify.per_layer.PerLayerReport`, worst layer first, with the layers to keep in float)."""
+    from .errors import InputError
+    from .export.tflite import converter, float_layer_names, layer_nodes
+    from .models import load_run_model
+    from .recipes import load_recipe
+    from .verify import source_of
+    from .verify.per_layer import layer_errors
+
+    def step(done: int, message: str) -> None:
+        if progress:
+            progress(ProgressEvent("verify", done, 3, message))
+
+    step(0, "reading the export and checking its run")
+    export = runs.load_export(path)
+    run = source_of(export)
+    recipe = load_recipe(export.sidecar["recipe"])
+    if not recipe.full_integer:
+        raise InputError(f"export {export.path} (recipe {recipe.name}) is not a full-integer TFLite model: "
+                         "per-layer quantization errors need int8 activations",
+                         "export the run with a full-integer recipe (int8, int8-qat, int8-float-pool) and look at that")
+    step(1, "building the quantized model with TensorFlow's QuantizationDebugger")
+    model = runs_model = load_run_model(run)
+    if recipe.qat:
+        from . import qat
+
+        model = qat.load_or_train_qat(run, recipe)[0]
+    x_raw, _ = run.test_data()
+    x = run.normalize(x_raw if samples is None else x_raw[:samples])
+    conv = converter(model, recipe, run.normalize(run.calib_data()[0]))
+    layers = float_layer_names(runs_model, recipe.float_layers) if recipe.selective else []
+    nodes = None
+    if layers:
+        from ._tf import quiet_stderr, tf
+
+        with quiet_stderr():
+            nodes = layer_nodes(bytes(tf().lite.TFLiteConverter.from_keras_model(model).convert()), model.name, layers)
+    step(2, f"running the float and quantized models on the test split ({len(x)} samples)")
+    report = layer_errors(conv, model, x, denylisted_nodes=nodes, denylisted_ops=list(recipe.float_ops) or None)
+    report.export, report.recipe = str(export.path), recipe.name
+    if recipe.qat:
+        report.notes.append("QAT export: the float reference is the QAT model run in float (its learned ranges, "
+                            "no rounding)")
+    step(3, "done")
+    return report
 
 
 # ------------------------------------------------------------------------------------------ benchmark

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from . import schemas
 from .errors import ExistsError, ModelError
 from .numeric import normalize
 
@@ -180,6 +181,19 @@ def refuse_existing(target: Path, force: bool, what: str) -> None:
         raise ExistsError(f"{what} {target} already exists", EXISTS_HINT)
 
 
+def tree_sha256(path: Path) -> str:
+    """sha256 of a file, or of a folder's files (relative names and contents, in name order)."""
+    import hashlib
+
+    p = Path(path)
+    if not p.is_dir():
+        return file_sha256(p)
+    h = hashlib.sha256()
+    for f in sorted(q for q in p.rglob("*") if q.is_file()):
+        h.update(f.relative_to(p).as_posix().encode() + b"\0" + file_sha256(f).encode())
+    return h.hexdigest()
+
+
 def tree_size(path: Path) -> int:
     """Bytes of a file, or of every file under a directory (a .mlpackage)."""
     p = Path(path)
@@ -197,7 +211,8 @@ class Run:
 
     @property
     def model_path(self) -> Path:
-        return self.path / MODEL_FILE
+        """The run's model: model.keras, or the file the manifest names (an imported run's model.savedmodel)."""
+        return self.path / ((self.manifest.get("model") or {}).get("file") or MODEL_FILE)
 
     @property
     def labels(self) -> list[str]:
@@ -233,15 +248,19 @@ class Run:
 
     def model_sha256(self) -> str:
         self.require_model()
-        return file_sha256(self.model_path)
+        return tree_sha256(self.model_path)
 
     @property
     def data_fingerprint(self) -> str | None:
         return self.manifest.get("data", {}).get("fingerprint")
 
     def require_model(self) -> None:
-        if not self.model_path.is_file():
-            raise ModelError(f"run {self.path} has no {MODEL_FILE}", "train a model into it first")
+        if not self.model_path.exists():
+            source = self.manifest.get("source") or {}
+            if source.get("kind") == "tflite":
+                raise ModelError(f"run {self.path} holds an imported .tflite ({source.get('name')}), already converted: "
+                                 "there is no model to export again", f"verify, inspect or benchmark {self.path / EXPORTS / 'imported'}")
+            raise ModelError(f"run {self.path} has no {self.model_path.name}", "train a model into it first")
 
     def _npz(self, rel: str) -> tuple[np.ndarray, np.ndarray]:
         p = self.path / rel
@@ -277,6 +296,7 @@ def load_run(path: str | Path) -> Run:
 
 # the files training writes into a run (replaced with the model)
 RUN_FILES = (MANIFEST, MODEL_FILE, HISTORY, TRAINING_CURVE, CONFUSION_MATRIX, TEST_DATA, CALIB_DATA)
+RUN_DIRS = ("model.savedmodel", "source")  # what `edgepool import` writes besides RUN_FILES (replaced with the model)
 
 
 @dataclass
@@ -372,7 +392,7 @@ def plan_replace(out: str | Path) -> ReplacePlan:
     for f in sorted(p for p in path.rglob("*") if p.is_file() or p.is_symlink() or (p.is_dir() and not any(p.iterdir()))):
         rel = f.relative_to(path)
         parts = rel.parts
-        if rel.as_posix() in RUN_FILES:
+        if rel.as_posix() in RUN_FILES or parts[0] in RUN_DIRS:
             continue
         if parts[0] == EXPORTS and len(parts) > 2 and not parts[1].startswith(".") and (path / EXPORTS / parts[1] / SIDECAR).is_file():
             if parts[1] not in plan.exports:
@@ -532,6 +552,7 @@ def save_export(artifact: Any, target: Path, *, labels: list[str], force: bool =
         src_run = sidecar.get("source_run")
         if src_run:
             sidecar["source_run"] = stored_path(Path(src_run), target)
+        schemas.check_model_json(sidecar, f"{target / SIDECAR}")  # breaking it is a bug in edgepool
         atomic_write_json(stage / SIDECAR, sidecar)
         atomic_write_text(stage / LABELS, "\n".join(labels) + "\n")
     return load_export(target)

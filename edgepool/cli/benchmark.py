@@ -10,14 +10,29 @@ import typer
 from ..errors import InputError
 from . import _common
 from ._options import JsonOpt
+from .gate import JsonlOpt, PrometheusOpt
 
 # BenchOptions field -> the flag that sets it (the library names fields, the CLI names flags)
 FLAGS = {
     "runs": "--runs", "min_seconds": "--min-seconds", "windows": "--windows", "warmup_runs": "--warmup-runs",
     "warmup_min_seconds": "--warmup-seconds", "max_seconds": "--max-seconds", "threads": "--threads",
     "run_delay_s": "--run-delay", "cooldown_s": "--cooldown", "inputs": "--inputs", "max_samples": "--max-samples",
-    "timeout_s": "--timeout",
+    "timeout_s": "--timeout", "sample_rate_hz": "--sample-rate", "energy_window_s": "--energy-window",
+    "idle_seconds": "--idle-seconds", "fps": "--fps", "battery_soak_s": "--battery-soak",
 }
+
+
+def _duration(text: str | None) -> float | None:
+    """`10m`, `90s`, `1h`, `1h30m` or plain seconds -> seconds."""
+    if not text:
+        return None
+    import re
+
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise InputError(f"--battery-soak {text!r} is not a duration", "write it like 10m, 90s, 1h or 600 (seconds)")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
 
 
 def register(app: typer.Typer) -> None:
@@ -62,9 +77,19 @@ def benchmark(
     python: Annotated[str | None, typer.Option("--python", help="Python that runs the agent (local device; ssh: instead of the URI's ?python=)")] = None,
     benchmark_binary: Annotated[Path | None, typer.Option("--benchmark-binary", help="LiteRT's benchmark_model binary: for adb devices, or for ssh devices to measure with it instead of the agent (no Python needed there; default: the registered device's)")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Stop a model's run on the device after this many seconds")] = None,
+    energy: Annotated[bool, typer.Option("--energy", help="Measure energy per inference with the device's power sensors (idle baseline, loaded windows of >= --energy-window s); without a sensor: the profile's power model, labelled estimated")] = False,
+    sample_rate: Annotated[float, typer.Option("--sample-rate", help="Power samples per second (sysfs sensors; vcgencmd at a fifth of it, at most 10)")] = 50.0,
+    energy_window: Annotated[float, typer.Option("--energy-window", help="Shortest loaded window with --energy, seconds (MLPerf Tiny: 10)")] = 10.0,
+    idle_seconds: Annotated[float, typer.Option("--idle-seconds", help="Length of each idle baseline window with --energy, seconds")] = 5.0,
+    fps: Annotated[float | None, typer.Option("--fps", help="Frame rate for the battery projection (hours at this rate) and the battery soak")] = None,
+    battery_soak: Annotated[str | None, typer.Option("--battery-soak", help="Run the model at --fps for this long (e.g. 10m) and record the battery's fuel gauge: drain per hour and per 1000 inferences", show_default=False)] = None,
+    allow_charging: Annotated[bool, typer.Option("--allow-charging", help="Let a battery soak run on a device that is charging")] = False,
+    sysfs_root: Annotated[str | None, typer.Option("--sysfs-root", help="Where the device's sysfs tree is, for --energy and --battery-soak (default /sys; e.g. a copy of a board's tree)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the results JSON here instead of RUN/benchmarks/")] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Save results into each run's benchmarks/")] = True,
     json_out: JsonOpt = False,
+    prometheus: PrometheusOpt = None,
+    jsonl: JsonlOpt = None,
 ) -> None:
     """Benchmark exports on a device and print one leaderboard table.
 
@@ -84,15 +109,21 @@ def benchmark(
         affinity=_cores(affinity), delegates=list(delegate) if delegate else None, inputs=inputs,
         max_samples=max_samples, warmup_runs=warmup_runs, warmup_min_seconds=warmup_seconds,
         max_seconds=max_seconds, run_delay_s=run_delay, cooldown_s=cooldown, runtime=runtime, python=python, stable=stable,
+        energy=energy, sample_rate_hz=sample_rate, energy_window_s=energy_window, idle_seconds=idle_seconds, fps=fps,
+        battery_soak_s=_duration(battery_soak), allow_charging=allow_charging, sysfs_root=sysfs_root,
     )
     problems = options.problems()
     if problems:
         name, problem = problems[0]
         raise InputError(f"{FLAGS[name]} {problem}", "see `edgepool benchmark --help`")
+    from .. import metrics
+
+    metrics.check_targets(prometheus, jsonl)  # before measuring: a file that is not ours is refused now
     several = len(exports) > 1 or len(options.devices or []) > 1 or any((Path(p) / "exports").is_dir() for p in exports)
     with benchmark_progress(enabled=not json_out) as progress:
         results = run_benchmark(list(exports), options, progress=progress, keep_going=several)
     saved = save_results(results, options, out) if (save or out) else []
+    saved_metrics = metrics.export_benchmark(results, prometheus, jsonl, saved)
     if json_out:
         doc = results_document(results, options)
         doc["saved"] = [str(p) for p in saved]
@@ -100,6 +131,6 @@ def benchmark(
     else:
         benchmark_table(results)
         err = _common.err_console()
-        for p in saved:
+        for p in saved + saved_metrics:
             err.print(f"[dim]saved {p}[/]")
     finish_benchmark(results)

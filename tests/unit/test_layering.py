@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "edgepool": 0, "types": 0, "errors": 0, "_tf": 0, "_paths": 0, "config": 0,
     "numeric": 0,  # NumPy-only helpers (softmax) shared across layers
     "hostinfo": 0,  # this machine's CPU (/proc, /sys) and the peak MAC/s it allows; standard library only
+    "schemas": 0,  # the JSON schemas of model.json and benchmark results (jsonschema)
     # 1: storage
     "runs": 1,
     # 2: data, layers, model zoo (plots live in report/, which the pipeline calls when it saves a run)
@@ -39,9 +40,12 @@ LAYERS: dict[str, int] = {
     # 3
     "training": 3, "qat": 3, "recipes": 3, "profiles": 3, "devices": 3,
     # 4
-    "export": 4, "verify": 4, "inspect": 4, "bench": 4, "importers": 4,
+    "export": 4, "verify": 4, "inspect": 4, "bench": 4, "importers": 4, "predict": 4,
     # 5
     "pipeline": 5, "sweep": 5, "report": 5,
+    "compat": 5,  # the pooling compatibility matrix: converts and verifies each edgepool.layers layer
+    "gate": 5,  # the regression gate: runs, exports and benchmark files compared check by check
+    "metrics": 5,  # Prometheus / JSON-lines export of benchmark results and gate reports (uses gate.coverage)
     # 6
     "cli": 6,
 }
