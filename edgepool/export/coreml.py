@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ExportError
 from ..inspect.coreml import SOFTMAX_APPENDED_KEY
+from ..models import HEAD_POOLS, POOLS
 from ..recipes import PALETTIZE_NBITS, PRECISIONS
 from ..types import COMPUTE_UNITS_MIN_TARGET, Artifact, Compression, DeploymentTarget, Format, RecipeFormat
 from .source import ModelSource, base_sidecar
@@ -303,8 +304,8 @@ def _conversion_error(e: BaseException, model: Any) -> ExportError:
     first = text.strip().splitlines()[0][:200] if text.strip() else type(e).__name__
     return ExportError(
         f"Core ML conversion failed: {what}{op} coremltools cannot convert ({first})",
-        "replace that layer with one built from standard ops: every pooling layer of edgepool's library "
-        "converts (the pooling compatibility matrix lists them)",
+        "replace that layer with one built from standard ops, e.g. a pooling choice of edgepool's library "
+        f"(all convert: {', '.join(POOLS + HEAD_POOLS)}; the pooling compatibility matrix lists each layer)",
     )
 
 
