@@ -11,6 +11,7 @@ Each function returns typed results and writes through `edgepool.runs`; the CLI 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,15 +330,11 @@ def convert(run: Run, profiles: list[DeviceProfile], *, force: bool = False, ima
     return ConvertResult(run, outcomes)
 
 
-def verify(path: Path, *, progress: ProgressFn | None = None) -> tuple[Export, Verification]:
-    """Re-verify an export folder against the run it came from (checked to be the same model and data).
-
-    Reports stage "verify": reading the export and its run, the Keras reference outputs (loading the
-    model), running the export on the test split.
-    """
+def _open_verified_export(path: Path, progress: ProgressFn | None) -> tuple[Callable[[int, str], None], Export, Run, Any]:
+    """The first step of re-verifying: (a "verify" progress step reporter, the export, its run — checked to hold
+    the same model and data — and the export's recipe)."""
     from .recipes import load_recipe
-    from .verify import keras_logits, source_of
-    from .verify import verify as verify_export
+    from .verify import source_of
 
     def step(done: int, message: str) -> None:
         if progress:
@@ -346,7 +343,19 @@ def verify(path: Path, *, progress: ProgressFn | None = None) -> tuple[Export, V
     step(0, "reading the export and checking its run")
     export = runs.load_export(path)
     run = source_of(export)
-    recipe = load_recipe(export.sidecar["recipe"])
+    return step, export, run, load_recipe(export.sidecar["recipe"])
+
+
+def verify(path: Path, *, progress: ProgressFn | None = None) -> tuple[Export, Verification]:
+    """Re-verify an export folder against the run it came from (checked to be the same model and data).
+
+    Reports stage "verify": reading the export and its run, the Keras reference outputs (loading the
+    model), running the export on the test split.
+    """
+    from .verify import keras_logits
+    from .verify import verify as verify_export
+
+    step, export, run, recipe = _open_verified_export(path, progress)
     step(1, "loading the Keras model for reference outputs")
     x_raw, _ = run.test_data()
     keras_logits(run, run.normalize(x_raw))  # kept by verify, which reuses it below
@@ -362,18 +371,9 @@ def per_layer(path: Path, *, samples: int | None = None, progress: ProgressFn | 
     from .errors import InputError
     from .export.tflite import converter, float_layer_names, layer_nodes
     from .models import load_run_model
-    from .recipes import load_recipe
-    from .verify import source_of
     from .verify.per_layer import layer_errors
 
-    def step(done: int, message: str) -> None:
-        if progress:
-            progress(ProgressEvent("verify", done, 3, message))
-
-    step(0, "reading the export and checking its run")
-    export = runs.load_export(path)
-    run = source_of(export)
-    recipe = load_recipe(export.sidecar["recipe"])
+    step, export, run, recipe = _open_verified_export(path, progress)
     if not recipe.full_integer:
         raise InputError(f"export {export.path} (recipe {recipe.name}) is not a full-integer TFLite model: "
                          "per-layer quantization errors need int8 activations",
